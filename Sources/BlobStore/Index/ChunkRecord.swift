@@ -1,0 +1,59 @@
+/// Where a chunk lives and how many blob recipes use it. Index value of `chunks[key]`.
+public struct ChunkRecord: Sendable, Equatable {
+    public var location: ChunkLocation
+    /// Blob recipes that list this chunk (a recipe listing it twice counts twice).
+    public var references: UInt64
+
+    static let encodedSize = 8 + 8 + 4 + 4 + 1 + 4 + 8
+
+    func encoded() -> [UInt8] {
+        var w = BinaryWriter(capacity: ChunkRecord.encodedSize)
+        w.u64(location.packID)
+        w.u64(location.offset)
+        w.u32(location.storedSize)
+        w.u32(location.rawSize)
+        w.u8(location.flags.rawValue)
+        w.u32(location.checksum)
+        w.u64(references)
+        return w.bytes
+    }
+
+    init(location: ChunkLocation, references: UInt64) {
+        self.location = location
+        self.references = references
+    }
+
+    init(decoding raw: UnsafeRawBufferPointer) throws {
+        var r = BinaryReader(raw, what: "chunk")
+        let pack = try r.u64()
+        let offset = try r.u64()
+        let stored = try r.u32()
+        let rawSize = try r.u32()
+        let flags = ChunkFlags(rawValue: try r.u8())
+        let crc = try r.u32()
+        references = try r.u64()
+        location = ChunkLocation(packID: pack, offset: offset, storedSize: stored, rawSize: rawSize, flags: flags, checksum: crc)
+    }
+}
+
+/// A record's place in a pack file and what is needed to read it back.
+public struct ChunkLocation: Sendable, Equatable {
+    public var packID: UInt64
+    /// Offset of the record header in the pack file.
+    public var offset: UInt64
+    public var storedSize: UInt32
+    public var rawSize: UInt32
+    public var flags: ChunkFlags
+    /// CRC32C of the stored payload.
+    public var checksum: UInt32
+
+    /// Bytes the record takes in its pack, header included.
+    public var recordSize: UInt64 { UInt64(PackFormat.recordHeaderSize) + UInt64(storedSize) }
+}
+
+public struct ChunkFlags: OptionSet, Sendable, Hashable {
+    public let rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+    /// The payload is a zstd frame; otherwise it is the raw bytes.
+    public static let zstd = ChunkFlags(rawValue: 1)
+}

@@ -1,0 +1,166 @@
+internal import CLMDB
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An LMDB environment (the memory-mapped index file) with its named databases.
+///
+/// Long-lived and shared, so a class whose `deinit` closes the handle. Transactions are
+/// scoped to a closure: `read` and `write` never let one escape, and a write commits only
+/// when its closure returns normally. LMDB allows one writer at a time across all processes;
+/// readers never block it. `MDB_NOTLS` lets a read transaction run on whatever thread a
+/// closure happens to run on.
+package final class LMDBEnvironment: @unchecked Sendable {
+    let handle: OpaquePointer
+    let path: String
+    private var databases: [String: MDB_dbi] = [:]
+
+    init(path: String, mapSize: Int, databaseNames: [String]) throws {
+        self.path = path
+        var env: OpaquePointer?
+        try LMDBEnvironment.check(mdb_env_create(&env), "mdb_env_create", path)
+        handle = env!
+        mdb_env_set_maxdbs(handle, MDB_dbi(databaseNames.count + 4))
+        mdb_env_set_maxreaders(handle, 1024)
+        mdb_env_set_mapsize(handle, mapSize)
+        let rc = mdb_env_open(handle, path, UInt32(MDB_NOTLS), 0o644)
+        if rc != 0 {
+            mdb_env_close(handle)
+            throw LMDBEnvironment.error(rc, "open index", path)
+        }
+        do {
+            try write { txn in
+                for name in databaseNames {
+                    var dbi: MDB_dbi = 0
+                    try LMDBEnvironment.check(mdb_dbi_open(txn.handle, name, UInt32(MDB_CREATE), &dbi), "mdb_dbi_open", name)
+                    databases[name] = dbi
+                }
+            }
+        } catch {
+            mdb_env_close(handle)
+            throw error
+        }
+    }
+
+    deinit { mdb_env_close(handle) }
+
+    func database(_ name: String) -> MDB_dbi { databases[name]! }
+
+    package func read<R>(_ body: (borrowing LMDBTransaction) throws -> R) throws -> R {
+        var txn: OpaquePointer?
+        try LMDBEnvironment.check(mdb_txn_begin(handle, nil, UInt32(MDB_RDONLY), &txn), "begin read transaction", path)
+        let transaction = LMDBTransaction(handle: txn!, environment: self)
+        defer { mdb_txn_abort(txn) }
+        return try body(transaction)
+    }
+
+    package func write<R>(_ body: (borrowing LMDBTransaction) throws -> R) throws -> R {
+        var txn: OpaquePointer?
+        try LMDBEnvironment.check(mdb_txn_begin(handle, nil, 0, &txn), "begin write transaction", path)
+        let transaction = LMDBTransaction(handle: txn!, environment: self)
+        let result: R
+        do {
+            result = try body(transaction)
+        } catch {
+            mdb_txn_abort(txn)
+            throw error
+        }
+        try LMDBEnvironment.check(mdb_txn_commit(txn), "commit index transaction", path)
+        return result
+    }
+
+    static func check(_ rc: Int32, _ operation: String, _ subject: String) throws {
+        if rc != 0 { throw error(rc, operation, subject) }
+    }
+
+    static func error(_ rc: Int32, _ operation: String, _ subject: String) -> BlobStoreError {
+        let text = String(cString: mdb_strerror(rc))
+        if rc == MDB_MAP_FULL || rc == ENOSPC {
+            return BlobStoreError(.io, "\(operation) \(subject): \(text) (index full or disk full)", errno: ENOSPC)
+        }
+        return BlobStoreError(.index, "\(operation) \(subject): \(text)", errno: rc)
+    }
+}
+
+/// One LMDB transaction, valid only inside the closure that received it. Values returned by
+/// `get` point into the memory map and are valid until the transaction ends: copy what
+/// must outlive it.
+package struct LMDBTransaction: ~Copyable {
+    package let handle: OpaquePointer
+    package let environment: LMDBEnvironment
+
+    package func get(_ db: String, _ key: UnsafeRawBufferPointer) throws -> UnsafeRawBufferPointer? {
+        var k = MDB_val(mv_size: key.count, mv_data: UnsafeMutableRawPointer(mutating: key.baseAddress))
+        var v = MDB_val()
+        let rc = mdb_get(handle, environment.database(db), &k, &v)
+        if rc == MDB_NOTFOUND { return nil }
+        try LMDBEnvironment.check(rc, "get", db)
+        return UnsafeRawBufferPointer(start: v.mv_data, count: v.mv_size)
+    }
+
+    /// Looks a key up; the value points into the map and lives as long as the transaction.
+    package func get(_ db: String, _ key: [UInt8]) throws -> UnsafeRawBufferPointer? {
+        try key.withUnsafeBytes { (k) throws -> UnsafeRawBufferPointer? in try get(db, k) }
+    }
+
+    package func put(_ db: String, _ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws {
+        var k = MDB_val(mv_size: key.count, mv_data: UnsafeMutableRawPointer(mutating: key.baseAddress))
+        var v = MDB_val(mv_size: value.count, mv_data: UnsafeMutableRawPointer(mutating: value.baseAddress))
+        try LMDBEnvironment.check(mdb_put(handle, environment.database(db), &k, &v, 0), "put", db)
+    }
+
+    package func put(_ db: String, _ key: [UInt8], _ value: [UInt8]) throws {
+        try key.withUnsafeBytes { (k) in
+            try value.withUnsafeBytes { (v) in try put(db, k, v) }
+        }
+    }
+
+    /// Deletes a key; returns false when it was not there.
+    @discardableResult
+    package func delete(_ db: String, _ key: UnsafeRawBufferPointer) throws -> Bool {
+        var k = MDB_val(mv_size: key.count, mv_data: UnsafeMutableRawPointer(mutating: key.baseAddress))
+        let rc = mdb_del(handle, environment.database(db), &k, nil)
+        if rc == MDB_NOTFOUND { return false }
+        try LMDBEnvironment.check(rc, "delete", db)
+        return true
+    }
+
+    @discardableResult
+    package func delete(_ db: String, _ key: [UInt8]) throws -> Bool {
+        try key.withUnsafeBytes { (k) throws -> Bool in try delete(db, k) }
+    }
+
+    /// Visits entries in key order, starting at the first key >= `start` (or the first key);
+    /// the visitor returns false to stop.
+    package func scan(_ db: String, from start: [UInt8]? = nil, _ visit: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Bool) throws {
+        var cursor: OpaquePointer?
+        try LMDBEnvironment.check(mdb_cursor_open(handle, environment.database(db), &cursor), "open cursor", db)
+        defer { mdb_cursor_close(cursor) }
+        var k = MDB_val()
+        var v = MDB_val()
+        var rc: Int32
+        var startCopy = start ?? []
+        if start != nil {
+            rc = startCopy.withUnsafeMutableBytes { raw in
+                k = MDB_val(mv_size: raw.count, mv_data: raw.baseAddress)
+                return mdb_cursor_get(cursor, &k, &v, MDB_SET_RANGE)
+            }
+        } else {
+            rc = mdb_cursor_get(cursor, &k, &v, MDB_FIRST)
+        }
+        while rc == 0 {
+            let key = UnsafeRawBufferPointer(start: k.mv_data, count: k.mv_size)
+            let value = UnsafeRawBufferPointer(start: v.mv_data, count: v.mv_size)
+            if try !visit(key, value) { return }
+            rc = mdb_cursor_get(cursor, &k, &v, MDB_NEXT)
+        }
+        if rc != MDB_NOTFOUND { try LMDBEnvironment.check(rc, "iterate", db) }
+    }
+
+    /// Number of entries in a database.
+    package func count(_ db: String) throws -> Int {
+        var stat = MDB_stat()
+        try LMDBEnvironment.check(mdb_stat(handle, environment.database(db), &stat), "stat", db)
+        return Int(stat.ms_entries)
+    }
+}

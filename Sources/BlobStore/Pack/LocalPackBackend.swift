@@ -1,0 +1,206 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Pack files in a local directory, `packs/<16 hex digits>.pack`.
+///
+/// Each process appends to a pack of its own, held with an exclusive `flock`, so concurrent
+/// writers never interleave records. A new process first tries to adopt a pack that is
+/// below half the size limit and unlocked (its writer has exited), so many short `put`s do
+/// not leave a trail of tiny packs. Pack ids are random 64-bit numbers: no coordination is
+/// needed to name one, and an id is never reused.
+public final class LocalPackBackend: PackBackend, @unchecked Sendable {
+    public let directory: String
+    public let sizeLimit: UInt64
+    private let lock = NSLock()
+    private let syncLock = NSLock()
+    private var current: (id: UInt64, handle: FileHandle, size: UInt64)?
+    private var unsynced: [FileHandle] = []
+    private var failed: BlobStoreError?
+    private let readers = NSLock()
+    private var readHandles: [UInt64: FileHandle] = [:]
+
+    public init(directory: String, sizeLimit: UInt64) {
+        self.directory = directory
+        self.sizeLimit = sizeLimit
+    }
+
+    public func path(for id: UInt64) -> String { directory + "/" + PackFormat.fileName(for: id) }
+
+    public func append(_ records: [PendingRecord]) throws -> [ChunkLocation] {
+        lock.lock()
+        defer { lock.unlock() }
+        // After a failed write the tail of the pack is unknown: refuse to append behind it.
+        if let failed { throw failed }
+        var locations: [ChunkLocation] = []
+        locations.reserveCapacity(records.count)
+        var index = 0
+        while index < records.count {
+            var pack = try currentPack()
+            // Gather as many records as fit before the size limit into one write.
+            var batchEnd = index
+            var batchBytes = 0
+            while batchEnd < records.count {
+                let size = PackFormat.recordHeaderSize + records[batchEnd].payload.count
+                if pack.size + UInt64(batchBytes + size) > sizeLimit && (pack.size > UInt64(PackFormat.headerSize) || batchBytes > 0) { break }
+                batchBytes += size
+                batchEnd += 1
+            }
+            if batchEnd == index {
+                try rotate()
+                continue
+            }
+            let staging = UnsafeMutableRawBufferPointer.allocate(byteCount: batchBytes, alignment: 16)
+            defer { staging.deallocate() }
+            var cursor = 0
+            for i in index..<batchEnd {
+                let r = records[i]
+                PackFormat.writeRecordHeader(into: staging.baseAddress! + cursor, key: r.key, flags: r.flags, rawSize: r.rawSize, storedSize: UInt32(r.payload.count), checksum: r.checksum)
+                if r.payload.count > 0 {
+                    (staging.baseAddress! + cursor + PackFormat.recordHeaderSize).copyMemory(from: r.payload.baseAddress!, byteCount: r.payload.count)
+                }
+                locations.append(ChunkLocation(packID: pack.id, offset: pack.size + UInt64(cursor), storedSize: UInt32(r.payload.count), rawSize: r.rawSize, flags: r.flags, checksum: r.checksum))
+                cursor += PackFormat.recordHeaderSize + r.payload.count
+            }
+            do {
+                try pack.handle.write(UnsafeRawBufferPointer(staging), at: pack.size)
+            } catch {
+                failed = error as? BlobStoreError ?? BlobStoreError(.io, "\(error)")
+                throw error
+            }
+            pack.size += UInt64(batchBytes)
+            current = pack
+            if !unsynced.contains(where: { $0 === pack.handle }) { unsynced.append(pack.handle) }
+            index = batchEnd
+        }
+        return locations
+    }
+
+    public func sync() throws {
+        // Held across the fsyncs: a second caller must not return before the first caller's
+        // fsync, which may cover its records too, has finished.
+        syncLock.lock()
+        defer { syncLock.unlock() }
+        lock.lock()
+        let pending = unsynced
+        unsynced.removeAll()
+        lock.unlock()
+        for (i, handle) in pending.enumerated() {
+            do {
+                try handle.sync()
+            } catch {
+                lock.lock()
+                unsynced.append(contentsOf: pending[i...])
+                lock.unlock()
+                throw error
+            }
+        }
+    }
+
+    public func seal() throws {
+        lock.lock()
+        defer { lock.unlock() }
+        try rotate()
+    }
+
+    public func read(pack id: UInt64, at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        try readHandle(id).read(into: buffer, at: offset)
+    }
+
+    public func packs() throws -> [(id: UInt64, size: UInt64)] {
+        guard let dir = opendir(directory) else { throw BlobStoreError.io("list packs in", path: directory) }
+        defer { closedir(dir) }
+        var result: [(UInt64, UInt64)] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(cString: raw.baseAddress!.assumingMemoryBound(to: CChar.self))
+            }
+            guard let id = PackFormat.id(fromFileName: name) else { continue }
+            var st = stat()
+            guard stat(directory + "/" + name, &st) == 0 else { continue }
+            result.append((id, UInt64(st.st_size)))
+        }
+        return result.sorted { $0.0 < $1.0 }
+    }
+
+    public func remove(pack id: UInt64) throws {
+        readers.lock()
+        readHandles[id] = nil
+        readers.unlock()
+        if unlink(path(for: id)) != 0 && errno != ENOENT {
+            throw BlobStoreError.io("remove pack", path: path(for: id))
+        }
+        try FileHandle.syncDirectory(directory)
+    }
+
+    // MARK: - Private
+
+    private func readHandle(_ id: UInt64) throws -> FileHandle {
+        readers.lock()
+        defer { readers.unlock() }
+        if let handle = readHandles[id] { return handle }
+        let handle: FileHandle
+        do {
+            handle = try FileHandle(path: path(for: id), flags: O_RDONLY)
+        } catch {
+            throw BlobStoreError(.corrupt, "pack \(PackFormat.fileName(for: id)) is missing: \(error)")
+        }
+        readHandles[id] = handle
+        return handle
+    }
+
+    /// The pack this process appends to, adopting or creating one on first use. Lock held.
+    private func currentPack() throws -> (id: UInt64, handle: FileHandle, size: UInt64) {
+        if let current { return current }
+        if let adopted = try adoptPack() {
+            current = adopted
+            return adopted
+        }
+        let created = try createPack()
+        current = created
+        return created
+    }
+
+    private func adoptPack() throws -> (id: UInt64, handle: FileHandle, size: UInt64)? {
+        for (id, size) in try packs() where size < sizeLimit / 2 {
+            guard let handle = try? FileHandle(path: path(for: id), flags: O_RDWR) else { continue }
+            guard handle.tryLockExclusive() else { continue }
+            // Re-read the size under the lock: the previous writer may have appended since.
+            let locked = try handle.size()
+            guard locked >= UInt64(PackFormat.headerSize), locked < sizeLimit / 2 else { continue }
+            var header = [UInt8](repeating: 0, count: PackFormat.headerSize)
+            let n = try header.withUnsafeMutableBytes { (raw) in try handle.read(into: raw, at: 0) }
+            guard n == PackFormat.headerSize,
+                  header.withUnsafeBytes({ PackFormat.parsePackHeader($0) }) == id else { continue }
+            return (id, handle, locked)
+        }
+        return nil
+    }
+
+    private func createPack() throws -> (id: UInt64, handle: FileHandle, size: UInt64) {
+        while true {
+            let id = UInt64.random(in: 1...UInt64.max)
+            let handle: FileHandle
+            do {
+                handle = try FileHandle(path: path(for: id), flags: O_RDWR | O_CREAT | O_EXCL)
+            } catch let error as BlobStoreError where error.errno == EEXIST {
+                continue
+            }
+            _ = handle.tryLockExclusive()
+            let header = PackFormat.packHeader(id: id, createdAt: UInt64(time(nil)))
+            try header.withUnsafeBytes { (raw) in try handle.write(raw, at: 0) }
+            try handle.sync()
+            try FileHandle.syncDirectory(directory)
+            return (id, handle, UInt64(PackFormat.headerSize))
+        }
+    }
+
+    /// Seals the current pack: durable, unlocked (by closing it), and no longer appended to.
+    private func rotate() throws {
+        guard let pack = current else { return }
+        try pack.handle.sync()
+        unsynced.removeAll { $0 === pack.handle }
+        current = nil
+    }
+}

@@ -1,0 +1,424 @@
+import Dispatch
+import Foundation
+
+/// Streams one blob into the store.
+///
+/// Bytes arrive through `append` in pieces of any size and go into a segment buffer. When a
+/// segment is full the caller's thread cuts it into chunks (content-defined) and hands the
+/// cut chunks to a background stage, then goes on filling the other segment buffer — two
+/// segments at most are in memory, whatever the blob's size. The background stage hashes
+/// the chunks on all cores, asks the index which of them are new, compresses only those (on
+/// all cores again) and appends them to this process's pack. The blob's own SHA-256 is
+/// computed on the caller's thread as bytes arrive.
+///
+/// `commit` makes the pack bytes durable and then, in one index transaction, adds the new
+/// chunks, counts the reused ones and writes the blob record (DESIGN invariant 2). Until
+/// then nothing is visible, and a lease keeps the chunks this ingest dedups against from
+/// being collected. A session with a `reference` can `checkpoint` and be resumed later,
+/// by another process too.
+public final class IngestSession: @unchecked Sendable {
+    public let store: Store
+    /// The caller-chosen name of a resumable session, nil for a one-shot put.
+    public let reference: String?
+    public let lease: Lease
+    /// Bytes accepted so far.
+    public private(set) var size: UInt64 = 0
+    /// Called on the appending thread with the byte count so far.
+    public var progress: ((UInt64) -> Void)?
+
+    private var hasher = SHA256Hasher()
+    private let segmentCapacity: Int
+    private var segments: [UnsafeMutableRawBufferPointer]
+    private var active = 0
+    private var filled = 0
+    private var finished = false
+
+    // Owned by the background stage while it runs; read by others only after `drain`.
+    private var recipe: [Digest] = []
+    private var recipeEnds: [UInt64] = []
+    private var written: [Digest: ChunkLocation] = [:]
+    private var stageError: BlobStoreError?
+    private let stage = DispatchQueue(label: "blobstore.ingest")
+    private let stageGroup = DispatchGroup()
+
+    init(store: Store, reference: String?, lease: Lease) {
+        self.store = store
+        self.reference = reference
+        self.lease = lease
+        segmentCapacity = max(8 << 20, 4 * store.config.chunking.maxSize)
+        segments = (0..<2).map { _ in UnsafeMutableRawBufferPointer.allocate(byteCount: max(8 << 20, 4 * store.config.chunking.maxSize), alignment: 64) }
+    }
+
+    deinit {
+        stageGroup.wait()
+        for s in segments { s.deallocate() }
+    }
+
+    // MARK: - Appending
+
+    public func append(_ bytes: UnsafeRawBufferPointer) throws {
+        precondition(!finished, "append after commit or abort")
+        try throwStageError()
+        var rest = bytes
+        while !rest.isEmpty {
+            let room = segmentCapacity - filled
+            let n = min(room, rest.count)
+            let segment = segments[active]
+            (segment.baseAddress! + filled).copyMemory(from: rest.baseAddress!, byteCount: n)
+            hasher.update(UnsafeRawBufferPointer(rebasing: rest[..<n]))
+            filled += n
+            size += UInt64(n)
+            rest = UnsafeRawBufferPointer(rebasing: rest[n...])
+            if filled == segmentCapacity { try flushSegment(isFinal: false) }
+        }
+        progress?(size)
+    }
+
+    public func append(_ bytes: [UInt8]) throws {
+        try bytes.withUnsafeBytes { (raw) in try append(raw) }
+    }
+
+    /// Reads `fd` to its end, appending everything.
+    public func append(contentsOf fd: Int32) throws {
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 64)
+        defer { buffer.deallocate() }
+        while true {
+            let n = read(fd, buffer.baseAddress!, buffer.count)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw BlobStoreError.io("read input")
+            }
+            if n == 0 { return }
+            try append(UnsafeRawBufferPointer(rebasing: buffer[..<n]))
+        }
+    }
+
+    /// Cuts the active segment, hands its chunks to the background stage, and carries the
+    /// uncut tail over to the other segment buffer.
+    private func flushSegment(isFinal: Bool) throws {
+        let segment = segments[active]
+        var ends: [Int] = [] // chunk end offsets within the segment
+        var start = 0
+        while start < filled {
+            let window = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(segment)[start..<filled])
+            guard let length = store.chunker.nextChunkLength(in: window, isFinal: isFinal) else { break }
+            start += length
+            ends.append(start)
+        }
+        // The previous segment's stage must be done before its buffer is reused.
+        stageGroup.wait()
+        try throwStageError()
+        let next = 1 - active
+        let tail = filled - start
+        if tail > 0 {
+            segments[next].baseAddress!.copyMemory(from: segment.baseAddress! + start, byteCount: tail)
+        }
+        if !ends.isEmpty {
+            let cuts = ends
+            let view = SendableBuffer(buffer: UnsafeRawBufferPointer(segment))
+            stage.async(group: stageGroup) { [self] in
+                do {
+                    try storeChunks(in: view.buffer, ends: cuts)
+                } catch {
+                    stageError = error as? BlobStoreError ?? BlobStoreError(.io, "\(error)")
+                }
+            }
+        }
+        active = next
+        filled = tail
+    }
+
+    private func throwStageError() throws {
+        if let stageError { throw stageError }
+    }
+
+    /// Waits for the background stage.
+    private func drain() throws {
+        stageGroup.wait()
+        try throwStageError()
+    }
+
+    // MARK: - The background stage
+
+    private func storeChunks(in segment: UnsafeRawBufferPointer, ends: [Int]) throws {
+        let count = ends.count
+        let base = segment.baseAddress!
+        func range(_ i: Int) -> (start: Int, length: Int) {
+            let s = i == 0 ? 0 : ends[i - 1]
+            return (s, ends[i] - s)
+        }
+        // 1. Chunk keys, on all cores.
+        var keys = [Digest](repeating: Digest(w0: 0, w1: 0, w2: 0, w3: 0), count: count)
+        keys.withUnsafeMutableBufferPointer { out in
+            let outBase = out.baseAddress!
+            parallelFor(count) { i in
+                let r = range(i)
+                outBase[i] = SHA256Hasher.hash(UnsafeRawBufferPointer(start: base + r.start, count: r.length))
+            }
+        }
+        // 2. Which are new: not in the index with a count, not written by this session, and
+        //    not an earlier chunk of this same segment. A chunk whose count is zero is
+        //    treated as new: GC may remove it at any moment (see `Lease`).
+        var newIndices: [Int] = []
+        try store.index.read { txn in
+            var seen = Set<Digest>()
+            for i in 0..<count {
+                let key = keys[i]
+                if written[key] != nil || seen.contains(key) { continue }
+                let known = try key.key.withUnsafeBytes { (k) throws -> Bool in
+                    guard let raw = try txn.get("chunks", k) else { return false }
+                    return try ChunkRecord(decoding: raw).references > 0
+                }
+                if !known {
+                    seen.insert(key)
+                    newIndices.append(i)
+                }
+            }
+        }
+        // 3. Compress the new chunks, on all cores, each into its own slot of one arena.
+        if !newIndices.isEmpty {
+            var slotOffsets: [Int] = []
+            var arenaSize = 0
+            for i in newIndices {
+                slotOffsets.append(arenaSize)
+                arenaSize += ZstdCompressor.bound(range(i).length)
+            }
+            let arena = UnsafeMutableRawBufferPointer.allocate(byteCount: max(arenaSize, 1), alignment: 64)
+            defer { arena.deallocate() }
+            let level = store.config.compressionLevel
+            var records = [PendingRecord](repeating: PendingRecord(key: keys[0], flags: [], rawSize: 0, payload: UnsafeRawBufferPointer(start: nil, count: 0), checksum: 0), count: newIndices.count)
+            records.withUnsafeMutableBufferPointer { out in
+                let outBase = out.baseAddress!
+                let compressors = store.compressors
+                parallelFor(newIndices.count) { j in
+                    let i = newIndices[j]
+                    let r = range(i)
+                    let raw = UnsafeRawBufferPointer(start: base + r.start, count: r.length)
+                    var payload = raw
+                    var flags: ChunkFlags = []
+                    if level > 0 && r.length > 0 {
+                        let slot = UnsafeMutableRawBufferPointer(start: arena.baseAddress! + slotOffsets[j], count: ZstdCompressor.bound(r.length))
+                        if let n = compressors.withElement({ $0.compress(raw, into: slot) }),
+                           n < r.length - r.length / 32 { // compression must save at least ~3%
+                            payload = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(slot)[..<n])
+                            flags = .zstd
+                        }
+                    }
+                    outBase[j] = PendingRecord(key: keys[i], flags: flags, rawSize: UInt32(r.length), payload: payload, checksum: CRC32C.checksum(payload))
+                }
+            }
+            // 4. Append, in blob order, to this process's pack.
+            let locations = try store.packs.append(records)
+            for (record, location) in zip(records, locations) {
+                written[record.key] = location
+            }
+        }
+        let offset = recipeEnds.last ?? 0
+        for i in 0..<count {
+            recipe.append(keys[i])
+            recipeEnds.append(offset + UInt64(ends[i]))
+        }
+    }
+
+    // MARK: - Finishing
+
+    /// Finishes the blob: checks it against `expected` (digest and size, when given), makes
+    /// its new chunks durable and records it in the index. A mismatch throws and stores
+    /// nothing. A blob that was already present is not written again.
+    public func commit(expected: Digest? = nil, expectedSize: UInt64? = nil, mediaType: String? = nil, pin: Bool = true) throws -> IngestResult {
+        precondition(!finished, "commit after commit or abort")
+        try flushSegment(isFinal: true)
+        try drain()
+        finished = true
+        let digest = hasher.finalize()
+        if let expectedSize, expectedSize != size {
+            try? discard()
+            throw BlobStoreError(.digestMismatch, "size mismatch: expected \(expectedSize) bytes, got \(size)")
+        }
+        if let expected, expected != digest {
+            try? discard()
+            throw BlobStoreError(.digestMismatch, "digest mismatch: expected \(expected), got \(digest)")
+        }
+        // Point of no return: pack bytes become durable, then the index points at them.
+        try store.packs.sync()
+        let result = try store.index.write { txn throws -> IngestResult in
+            try record(txn, digest: digest, mediaType: mediaType, pin: pin)
+        }
+        store.logger.debug("ingested blob", metadata: ["digest": "\(digest)", "size": "\(size)", "new-chunks": "\(result.newChunks)"])
+        return result
+    }
+
+    /// The commit transaction's work.
+    private func record(_ txn: borrowing LMDBTransaction, digest: Digest, mediaType: String?, pin: Bool) throws -> IngestResult {
+        var totals = try Store.totals(txn)
+        var packStats: [UInt64: PackStats] = [:]
+        func stats(_ id: UInt64) throws -> PackStats {
+            if let s = packStats[id] { return s }
+            return try Store.packStats(txn, id)
+        }
+        try Store.releaseLease(txn, lease.id)
+        if let reference { try txn.delete("ingests", Array(reference.utf8)) }
+
+        let blobKey = digest.key
+        if let existing = try txn.get("blobs", blobKey) {
+            // Someone stored this blob first: everything this session wrote is surplus.
+            var blob = try BlobRecord(decoding: existing, recipe: false)
+            for location in written.values {
+                var s = try stats(location.packID)
+                s.deadBytes += location.recordSize
+                packStats[location.packID] = s
+            }
+            if pin && !blob.pinned {
+                let full = try BlobRecord(decoding: existing)
+                blob = full
+                blob.pinned = true
+                try txn.put("blobs", blobKey, blob.encoded())
+                try GarbageQueue.remove(txn, .blob, digest)
+            }
+            for (id, s) in packStats { try Store.setPackStats(txn, id, s) }
+            return IngestResult(digest: digest, size: size, chunkCount: recipe.count, newChunks: 0, storedBytes: 0, alreadyPresent: true)
+        }
+
+        var newChunks = 0
+        var storedBytes: UInt64 = 0
+        var used = Set<Digest>()
+        for key in recipe {
+            let k = key.key
+            if let raw = try txn.get("chunks", k) {
+                var chunk = try ChunkRecord(decoding: raw)
+                if chunk.references == 0 { try GarbageQueue.remove(txn, .chunk, key) }
+                chunk.references += 1
+                try txn.put("chunks", k, chunk.encoded())
+            } else if let location = written[key] {
+                try txn.put("chunks", k, ChunkRecord(location: location, references: 1).encoded())
+                used.insert(key)
+                var s = try stats(location.packID)
+                s.liveBytes += location.recordSize
+                s.liveChunks += 1
+                packStats[location.packID] = s
+                newChunks += 1
+                storedBytes += location.recordSize
+                totals.chunks += 1
+                totals.uniqueBytes += UInt64(location.rawSize)
+                totals.storedBytes += location.recordSize
+            } else {
+                // Only possible if the lease protocol was broken (e.g. a clock jump expired it).
+                throw BlobStoreError(.corrupt, "chunk \(key) of blob \(digest) vanished from the index during ingest; retry the upload")
+            }
+        }
+        for (key, location) in written where !used.contains(key) {
+            var s = try stats(location.packID)
+            s.deadBytes += location.recordSize
+            packStats[location.packID] = s
+        }
+        let blob = BlobRecord(size: size, mediaType: mediaType, pinned: pin, references: 0,
+                              createdAt: UInt64(Date().timeIntervalSince1970), chunks: recipe, chunkEnds: recipeEnds)
+        try txn.put("blobs", blobKey, blob.encoded())
+        if !pin { try GarbageQueue.push(txn, .blob, digest) }
+        totals.blobs += 1
+        totals.logicalBytes += size
+        try Store.setTotals(txn, totals)
+        for (id, s) in packStats { try Store.setPackStats(txn, id, s) }
+        return IngestResult(digest: digest, size: size, chunkCount: recipe.count, newChunks: newChunks, storedBytes: storedBytes, alreadyPresent: false)
+    }
+
+    /// Abandons the ingest: nothing becomes visible, its pack bytes are accounted dead, its
+    /// lease and resumable state are dropped.
+    public func abort() throws {
+        guard !finished else { return }
+        finished = true
+        stageGroup.wait()
+        try discard()
+    }
+
+    private func discard() throws {
+        try store.index.write { txn in
+            try Store.releaseLease(txn, lease.id)
+            if let reference { try txn.delete("ingests", Array(reference.utf8)) }
+            var packStats: [UInt64: PackStats] = [:]
+            for location in written.values {
+                var s = try packStats[location.packID] ?? Store.packStats(txn, location.packID)
+                s.deadBytes += location.recordSize
+                packStats[location.packID] = s
+            }
+            for (id, s) in packStats { try Store.setPackStats(txn, id, s) }
+        }
+    }
+
+    // MARK: - Resuming
+
+    /// Makes everything appended so far durable and records the session's state under its
+    /// reference, so `Store.resumeIngest` can continue it — in this process or another.
+    public func checkpoint() throws {
+        guard let reference else {
+            throw BlobStoreError(.invalidArgument, "only a session with a reference can be checkpointed")
+        }
+        try flushSegment(isFinal: false)
+        try drain()
+        try store.packs.sync()
+        let state = encodeState()
+        try store.index.write { txn in
+            try txn.put("ingests", Array(reference.utf8), state)
+        }
+    }
+
+    private func encodeState() -> [UInt8] {
+        var w = BinaryWriter(capacity: 256 + recipe.count * 40 + written.count * 64 + filled)
+        w.u8(1)
+        w.u64(lease.id)
+        w.u64(size)
+        let h = hasher.state
+        w.u32(UInt32(h.count))
+        w.raw(h)
+        w.u32(UInt32(recipe.count))
+        for (key, end) in zip(recipe, recipeEnds) {
+            w.digest(key)
+            w.u64(end)
+        }
+        w.u32(UInt32(written.count))
+        for (key, l) in written {
+            w.digest(key)
+            w.u64(l.packID)
+            w.u64(l.offset)
+            w.u32(l.storedSize)
+            w.u32(l.rawSize)
+            w.u8(l.flags.rawValue)
+            w.u32(l.checksum)
+        }
+        w.u32(UInt32(filled))
+        w.raw(Array(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(segments[active])[..<filled])))
+        return w.bytes
+    }
+
+    /// Restores a checkpointed session.
+    init(store: Store, reference: String, lease: Lease, state raw: UnsafeRawBufferPointer) throws {
+        self.store = store
+        self.reference = reference
+        self.lease = lease
+        segmentCapacity = max(8 << 20, 4 * store.config.chunking.maxSize)
+        segments = (0..<2).map { _ in UnsafeMutableRawBufferPointer.allocate(byteCount: max(8 << 20, 4 * store.config.chunking.maxSize), alignment: 64) }
+        var r = BinaryReader(raw, what: "ingest \(reference)")
+        guard try r.u8() == 1 else { throw BlobStoreError(.unsupportedFormat, "ingest state of \(reference) has an unknown version") }
+        _ = try r.u64()
+        size = try r.u64()
+        let hstate = try r.raw(Int(try r.u32()))
+        guard let h = SHA256Hasher(state: hstate) else { throw BlobStoreError(.corrupt, "ingest state of \(reference) has a bad digest state") }
+        hasher = h
+        for _ in 0..<Int(try r.u32()) {
+            recipe.append(try r.digest())
+            recipeEnds.append(try r.u64())
+        }
+        for _ in 0..<Int(try r.u32()) {
+            let key = try r.digest()
+            let loc = ChunkLocation(packID: try r.u64(), offset: try r.u64(), storedSize: try r.u32(), rawSize: try r.u32(),
+                                    flags: ChunkFlags(rawValue: try r.u8()), checksum: try r.u32())
+            written[key] = loc
+        }
+        let tail = try r.raw(Int(try r.u32()))
+        guard tail.count <= segmentCapacity else { throw BlobStoreError(.corrupt, "ingest state of \(reference) has an oversized tail") }
+        if !tail.isEmpty {
+            tail.withUnsafeBytes { segments[0].baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        }
+        filled = tail.count
+    }
+}

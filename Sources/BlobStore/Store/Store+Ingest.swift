@@ -1,0 +1,108 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension Store {
+    /// Starts an ingest. With a `reference` the session can be checkpointed and resumed
+    /// (its lease lasts `leaseDuration` seconds, across processes); without one it is a
+    /// one-shot put whose lease ends with this process.
+    public func beginIngest(reference: String? = nil, leaseDuration: UInt64 = 24 * 3600) throws -> IngestSession {
+        if let reference {
+            guard !reference.isEmpty, reference.utf8.count <= 256 else {
+                throw BlobStoreError(.invalidArgument, "ingest reference must be 1 to 256 bytes")
+            }
+        }
+        let lease = try index.write { txn throws -> Lease in
+            if let reference, try txn.get("ingests", Array(reference.utf8)) != nil {
+                throw BlobStoreError(.alreadyExists, "an ingest named \(reference) is already in progress")
+            }
+            let lease = try Store.takeLease(txn, duration: leaseDuration, processBound: reference == nil,
+                                            purpose: reference.map { "ingest \($0)" } ?? "put")
+            if let reference {
+                // An empty state from the start, so the reference is taken and resumable at once.
+                try txn.put("ingests", Array(reference.utf8), IngestSession.emptyState(leaseID: lease.id))
+            }
+            return lease
+        }
+        return IngestSession(store: self, reference: reference, lease: lease)
+    }
+
+    /// Continues a checkpointed ingest where its last checkpoint left it.
+    public func resumeIngest(reference: String) throws -> IngestSession {
+        let (lease, state) = try index.read { txn throws -> (Lease, [UInt8]) in
+            guard let state = try txn.get("ingests", Array(reference.utf8)) else {
+                throw BlobStoreError(.notFound, "no ingest named \(reference) is in progress")
+            }
+            let leaseID = state.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: 1, as: UInt64.self)) }
+            guard let raw = try txn.get("leases", leaseID.bigEndianKey) else {
+                throw BlobStoreError(.notFound, "ingest \(reference) has expired")
+            }
+            let lease = try Lease(id: leaseID, decoding: raw)
+            return (lease, Array(state))
+        }
+        guard lease.isAlive() else { throw BlobStoreError(.notFound, "ingest \(reference) has expired") }
+        return try state.withUnsafeBytes { (raw) in
+            try IngestSession(store: self, reference: reference, lease: lease, state: raw)
+        }
+    }
+
+    /// Bytes received so far by a resumable ingest (as of its last checkpoint).
+    public func ingestOffset(reference: String) throws -> UInt64 {
+        try index.read { txn in
+            guard let state = try txn.get("ingests", Array(reference.utf8)), state.count >= 17 else {
+                throw BlobStoreError(.notFound, "no ingest named \(reference) is in progress")
+            }
+            return state.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: 9, as: UInt64.self)) }
+        }
+    }
+
+    /// Abandons a resumable ingest by reference.
+    public func abortIngest(reference: String) throws {
+        try resumeIngest(reference: reference).abort()
+    }
+
+    /// Stores everything readable from `fd` as one blob.
+    public func put(contentsOf fd: Int32, expected: Digest? = nil, mediaType: String? = nil, progress: ((UInt64) -> Void)? = nil) throws -> IngestResult {
+        let session = try beginIngest()
+        session.progress = progress
+        do {
+            try session.append(contentsOf: fd)
+            return try session.commit(expected: expected, mediaType: mediaType)
+        } catch {
+            try? session.abort()
+            throw error
+        }
+    }
+
+    /// Stores a buffer as one blob.
+    public func put(_ bytes: UnsafeRawBufferPointer, expected: Digest? = nil, mediaType: String? = nil) throws -> IngestResult {
+        let session = try beginIngest()
+        do {
+            try session.append(bytes)
+            return try session.commit(expected: expected, mediaType: mediaType)
+        } catch {
+            try? session.abort()
+            throw error
+        }
+    }
+
+    public func put(_ bytes: [UInt8], expected: Digest? = nil, mediaType: String? = nil) throws -> IngestResult {
+        try bytes.withUnsafeBytes { (raw) in try put(raw, expected: expected, mediaType: mediaType) }
+    }
+}
+
+extension IngestSession {
+    static func emptyState(leaseID: UInt64) -> [UInt8] {
+        var w = BinaryWriter()
+        w.u8(1)
+        w.u64(leaseID)
+        w.u64(0)
+        let h = SHA256Hasher().state
+        w.u32(UInt32(h.count))
+        w.raw(h)
+        w.u32(0)
+        w.u32(0)
+        w.u32(0)
+        return w.bytes
+    }
+}

@@ -1,0 +1,111 @@
+import Foundation
+import Logging
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A BlobStore on disk: one root folder holding `config.json`, the LMDB index (`index/`),
+/// pack files (`packs/`), resumable ingest state (`ingest/`) and scratch space (`tmp/`).
+///
+/// Thread-safe: any number of ingests and reads may run at once, in this process and in
+/// others on the same root. The index serialises writers (LMDB's single writer); pack files
+/// are per process.
+public final class Store: @unchecked Sendable {
+    public let root: String
+    public let config: StoreConfig
+    public var logger: Logger
+    package let index: LMDBEnvironment
+    package let packs: any PackBackend
+    let chunker: Chunker
+    let compressors: ContextPool<ZstdCompressor>
+    let decompressors = ContextPool { ZstdDecompressor() }
+
+    /// The index databases. `garbage` is the queue of objects whose count reached zero.
+    static let databases = ["meta", "chunks", "blobs", "packs", "leases", "garbage", "ingests"]
+    /// The index may grow to this size; the map is sparse, so this costs address space only.
+    static let indexMapSize = 1 << 40
+
+    private init(root: String, config: StoreConfig, logger: Logger) throws {
+        self.root = root
+        self.config = config
+        self.logger = logger
+        index = try LMDBEnvironment(path: root + "/index", mapSize: Store.indexMapSize, databaseNames: Store.databases)
+        packs = LocalPackBackend(directory: root + "/packs", sizeLimit: config.packSizeLimit)
+        chunker = Chunker(parameters: config.chunking)
+        let level = Int32(config.compressionLevel)
+        compressors = ContextPool { ZstdCompressor(level: level) }
+    }
+
+    /// Creates a new, empty store at `root` (the folder may exist but must not hold a store).
+    public static func create(at root: String, config: StoreConfig = StoreConfig(), logger: Logger = Logger(label: "blobstore")) throws -> Store {
+        try config.validate()
+        let configPath = root + "/config.json"
+        if access(configPath, F_OK) == 0 {
+            throw BlobStoreError(.alreadyExists, "a store already exists at \(root)")
+        }
+        for dir in [root, root + "/index", root + "/packs", root + "/ingest", root + "/tmp"] {
+            if mkdir(dir, 0o755) != 0 && errno != EEXIST {
+                throw BlobStoreError.io("create directory", path: dir)
+            }
+        }
+        let data: Data
+        do {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            encoder.dateEncodingStrategy = .iso8601
+            data = try encoder.encode(config)
+        } catch {
+            throw BlobStoreError(.invalidArgument, "encode config: \(error)")
+        }
+        // Written to a temporary name and renamed: a store either has a whole config or none.
+        let tmp = root + "/tmp/config.json.new"
+        let handle = try FileHandle(path: tmp, flags: O_WRONLY | O_CREAT | O_TRUNC)
+        try data.withUnsafeBytes { (raw) in try handle.write(raw, at: 0) }
+        try handle.sync()
+        if rename(tmp, configPath) != 0 { throw BlobStoreError.io("rename", path: configPath) }
+        try FileHandle.syncDirectory(root)
+        return try Store(root: root, config: config, logger: logger)
+    }
+
+    /// Opens an existing store.
+    public static func open(at root: String, logger: Logger = Logger(label: "blobstore")) throws -> Store {
+        let configPath = root + "/config.json"
+        guard let data = FileManager.default.contents(atPath: configPath) else {
+            if access(root, F_OK) != 0 || access(configPath, F_OK) != 0 {
+                throw BlobStoreError(.notFound, "no store at \(root) (run `blobctl init` first)")
+            }
+            throw BlobStoreError.io("read", path: configPath)
+        }
+        let config: StoreConfig
+        do {
+            let decoder = JSONDecoder()
+            decoder.dateDecodingStrategy = .iso8601
+            config = try decoder.decode(StoreConfig.self, from: data)
+        } catch {
+            throw BlobStoreError(.corrupt, "\(configPath) is not a valid store config: \(error)")
+        }
+        guard config.formatVersion <= StoreConfig.currentFormatVersion else {
+            throw BlobStoreError(.unsupportedFormat, "store format \(config.formatVersion) is newer than this blobctl supports (\(StoreConfig.currentFormatVersion))")
+        }
+        try config.validate()
+        return try Store(root: root, config: config, logger: logger)
+    }
+
+    /// Opens the store at `root`, creating it with `config` when there is none.
+    public static func openOrCreate(at root: String, config: StoreConfig = StoreConfig(), logger: Logger = Logger(label: "blobstore")) throws -> Store {
+        do {
+            return try open(at: root, logger: logger)
+        } catch let error as BlobStoreError where error.code == .notFound {
+            do {
+                return try create(at: root, config: config, logger: logger)
+            } catch let error as BlobStoreError where error.code == .alreadyExists {
+                return try open(at: root, logger: logger) // another process created it first
+            }
+        }
+    }
+
+    /// Seals this process's open pack. Optional: a pack left open is adopted by a later writer.
+    public func close() throws {
+        try packs.seal()
+    }
+}

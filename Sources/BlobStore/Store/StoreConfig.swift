@@ -1,0 +1,35 @@
+import Foundation
+
+/// `config.json` at the store's root: what a store was created with and must keep.
+public struct StoreConfig: Codable, Sendable, Equatable {
+    /// Bumped when the on-disk format changes; a newer store is refused, an older one migrated.
+    public static let currentFormatVersion = 1
+
+    public var formatVersion: Int
+    public var chunking: ChunkingParameters
+    /// zstd level for new chunks (1…19); 0 stores every chunk raw.
+    public var compressionLevel: Int
+    /// A pack is sealed and a new one started past this size.
+    public var packSizeLimit: UInt64
+    public var createdAt: Date
+
+    public static let defaultPackSizeLimit: UInt64 = 256 << 20
+
+    public init(chunking: ChunkingParameters = .default, compressionLevel: Int = 3, packSizeLimit: UInt64 = StoreConfig.defaultPackSizeLimit) {
+        formatVersion = StoreConfig.currentFormatVersion
+        self.chunking = chunking
+        self.compressionLevel = compressionLevel
+        self.packSizeLimit = packSizeLimit
+        createdAt = Date()
+    }
+
+    public func validate() throws {
+        try chunking.validate()
+        guard (0...19).contains(compressionLevel) else {
+            throw BlobStoreError(.invalidArgument, "compression level must be 0 (off) to 19 (got \(compressionLevel))")
+        }
+        guard packSizeLimit >= 1 << 20 else {
+            throw BlobStoreError(.invalidArgument, "pack size limit must be at least 1 MiB (got \(packSizeLimit))")
+        }
+    }
+}
