@@ -10,7 +10,6 @@
 #include <string.h>
 
 #if defined(__x86_64__)
-#include <nmmintrin.h>
 #include <cpuid.h>
 #endif
 
@@ -29,9 +28,9 @@ static inline uint32_t blobstore_crc32c_soft(uint32_t crc, const uint8_t *p, siz
 __attribute__((target("sse4.2")))
 static inline uint32_t blobstore_crc32c_hw(uint32_t crc, const uint8_t *p, size_t n) {
     uint64_t c = ~crc & 0xffffffffu;
-    while (n >= 8) { uint64_t v; memcpy(&v, p, 8); c = _mm_crc32_u64(c, v); p += 8; n -= 8; }
+    while (n >= 8) { uint64_t v; memcpy(&v, p, 8); c = __builtin_ia32_crc32di(c, v); p += 8; n -= 8; }
     uint32_t c32 = (uint32_t)c;
-    while (n--) c32 = _mm_crc32_u8(c32, *p++);
+    while (n--) c32 = __builtin_ia32_crc32qi(c32, *p++);
     return ~c32;
 }
 static inline int blobstore_has_sse42(void) {

@@ -124,6 +124,17 @@ public final class LocalPackBackend: PackBackend, @unchecked Sendable {
         return result.sorted { $0.0 < $1.0 }
     }
 
+    public func claim(pack id: UInt64) throws -> PackClaim? {
+        lock.lock()
+        let ours = current?.id == id
+        lock.unlock()
+        if ours { return nil }
+        guard let handle = try? FileHandle(path: path(for: id), flags: O_RDWR), handle.tryLockExclusive() else { return nil }
+        var st = stat()
+        guard fstat(handle.fd, &st) == 0, st.st_nlink > 0 else { return nil }
+        return PackClaim(id: id, modifiedAt: UInt64(st.st_mtim.tv_sec), holder: handle)
+    }
+
     public func remove(pack id: UInt64) throws {
         readers.lock()
         readHandles[id] = nil
@@ -168,6 +179,8 @@ public final class LocalPackBackend: PackBackend, @unchecked Sendable {
             guard handle.tryLockExclusive() else { continue }
             // Re-read the size under the lock: the previous writer may have appended since.
             let locked = try handle.size()
+            // GC may have unlinked it between our open and our lock.
+            guard try handle.linkCount() > 0 else { continue }
             guard locked >= UInt64(PackFormat.headerSize), locked < sizeLimit / 2 else { continue }
             var header = [UInt8](repeating: 0, count: PackFormat.headerSize)
             let n = try header.withUnsafeMutableBytes { (raw) in try handle.read(into: raw, at: 0) }

@@ -10,6 +10,9 @@ public protocol PackBackend: AnyObject, Sendable {
     func read(pack id: UInt64, at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws -> Int
     /// Every pack that exists, with its size in bytes.
     func packs() throws -> [(id: UInt64, size: UInt64)]
+    /// Locks a pack no process is appending to, so it can be removed safely; nil when one is.
+    /// The claim holds the lock until it is released.
+    func claim(pack id: UInt64) throws -> PackClaim?
     /// Removes a pack that the index no longer points into.
     func remove(pack id: UInt64) throws
     /// Closes this process's open pack so nothing more is appended to it.
@@ -24,4 +27,18 @@ public struct PendingRecord: @unchecked Sendable {
     public var rawSize: UInt32
     public var payload: UnsafeRawBufferPointer
     public var checksum: UInt32
+}
+
+/// Exclusive hold on a pack about to be removed: while it exists no writer can adopt the pack.
+public final class PackClaim: @unchecked Sendable {
+    public let id: UInt64
+    /// Seconds since 1970 of the pack's last write.
+    public let modifiedAt: UInt64
+    let holder: AnyObject
+
+    init(id: UInt64, modifiedAt: UInt64, holder: AnyObject) {
+        self.id = id
+        self.modifiedAt = modifiedAt
+        self.holder = holder
+    }
 }

@@ -15,7 +15,8 @@ public struct Lease: Sendable, Equatable {
     public var id: UInt64
     /// The store generation when the lease was taken.
     public var generation: UInt64
-    /// Seconds since 1970 after which the lease is void.
+    /// Seconds since 1970 when it was taken, and after which it is void.
+    public var createdAt: UInt64
     public var expiresAt: UInt64
     /// The holding process, or 0 for a lease that outlives processes (a resumable upload).
     public var pid: UInt32
@@ -31,15 +32,17 @@ public struct Lease: Sendable, Equatable {
     func encoded() -> [UInt8] {
         var w = BinaryWriter()
         w.u64(generation)
+        w.u64(createdAt)
         w.u64(expiresAt)
         w.u32(pid)
         w.string(purpose)
         return w.bytes
     }
 
-    init(id: UInt64, generation: UInt64, expiresAt: UInt64, pid: UInt32, purpose: String) {
+    init(id: UInt64, generation: UInt64, createdAt: UInt64, expiresAt: UInt64, pid: UInt32, purpose: String) {
         self.id = id
         self.generation = generation
+        self.createdAt = createdAt
         self.expiresAt = expiresAt
         self.pid = pid
         self.purpose = purpose
@@ -49,6 +52,7 @@ public struct Lease: Sendable, Equatable {
         var r = BinaryReader(raw, what: "lease")
         self.id = id
         generation = try r.u64()
+        createdAt = try r.u64()
         expiresAt = try r.u64()
         pid = try r.u32()
         purpose = try r.string()
@@ -68,7 +72,8 @@ extension Store {
         try txn.put("meta", Array("generation".utf8), withUnsafeBytes(of: (gen + 1).littleEndian) { Array($0) })
         var id: UInt64
         repeat { id = UInt64.random(in: 1...UInt64.max) } while try txn.get("leases", id.bigEndianKey) != nil
-        let lease = Lease(id: id, generation: gen, expiresAt: UInt64(time(nil)) + duration,
+        let now = UInt64(time(nil))
+        let lease = Lease(id: id, generation: gen, createdAt: now, expiresAt: now + duration,
                           pid: processBound ? UInt32(getpid()) : 0, purpose: purpose)
         try txn.put("leases", id.bigEndianKey, lease.encoded())
         return lease

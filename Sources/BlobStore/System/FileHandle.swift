@@ -55,6 +55,12 @@ final class FileHandle: @unchecked Sendable {
         return UInt64(st.st_size)
     }
 
+    func linkCount() throws -> UInt64 {
+        var st = stat()
+        if fstat(fd, &st) != 0 { throw BlobStoreError.io("fstat", path: path) }
+        return UInt64(st.st_nlink)
+    }
+
     func truncate(to size: UInt64) throws {
         if ftruncate(fd, off_t(size)) != 0 { throw BlobStoreError.io("truncate", path: path) }
     }

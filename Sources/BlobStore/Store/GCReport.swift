@@ -1,0 +1,18 @@
+/// What a collection freed (or, for a dry run, would free).
+public struct GCReport: Sendable, Codable, Equatable {
+    public var dryRun: Bool
+
+    public init(dryRun: Bool) { self.dryRun = dryRun }
+    /// Blob records removed (unpinned blobs nothing refers to any more).
+    public var blobsFreed: Int = 0
+    /// Chunk records removed.
+    public var chunksFreed: Int = 0
+    /// Pack bytes those chunks took (headers included): what compaction can reclaim.
+    public var bytesFreed: UInt64 = 0
+    /// Garbage left for later because a live lease (an ingest in progress) may rely on it.
+    public var deferred: Int = 0
+    /// Pack files removed because nothing in them is used any more.
+    public var packsRemoved: Int = 0
+    public var packBytesRemoved: UInt64 = 0
+}
+

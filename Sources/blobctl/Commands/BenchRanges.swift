@@ -1,0 +1,55 @@
+import ArgumentParser
+import BlobStore
+import Foundation
+
+/// Random range reads inside one process, for the benchmark script (a process per read
+/// would measure process start-up instead).
+struct BenchRanges: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench-ranges", abstract: "Time random range reads of blobs (for benchmarks).", shouldDisplay: false)
+
+    @OptionGroup var store: StoreOptions
+
+    @Argument(help: "Digests to read from.")
+    var digests: [String]
+
+    @Option(help: "Number of reads.")
+    var count = 1000
+
+    @Option(help: "Bytes per read.")
+    var size = 1 << 20
+
+    @Flag(help: "Check SHA-256 of every chunk read.")
+    var verify = false
+
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    func run() throws {
+        let s = try store.open()
+        let blobs = try digests.map { try s.stat(try parseDigest($0)) }.filter { $0.size > 0 }
+        guard !blobs.isEmpty else { throw UsageError("no non-empty blobs given") }
+        var generator = SystemRandomNumberGenerator()
+        var total: UInt64 = 0
+        var latencies: [Double] = []
+        let start = Date()
+        for _ in 0..<count {
+            let blob = blobs.randomElement(using: &generator)!
+            let length = min(UInt64(size), blob.size)
+            let offset = UInt64.random(in: 0...(blob.size - length), using: &generator)
+            let t0 = Date()
+            try s.read(blob.digest, range: offset..<offset + length, verify: verify) { total += UInt64($0.count) }
+            latencies.append(Date().timeIntervalSince(t0))
+        }
+        let seconds = Date().timeIntervalSince(start)
+        latencies.sort()
+        let p50 = latencies[latencies.count / 2] * 1000
+        let p99 = latencies[min(latencies.count - 1, latencies.count * 99 / 100)] * 1000
+        let mbps = Double(total) / 1e6 / seconds
+        if json {
+            try Terminal.printJSON(["bytes": Double(total), "seconds": seconds, "mbPerSecond": mbps, "p50ms": p50, "p99ms": p99])
+        } else {
+            print(String(format: "%d reads, %.1f MB in %.2f s: %.1f MB/s, p50 %.2f ms, p99 %.2f ms", count, Double(total) / 1e6, seconds, mbps, p50, p99))
+        }
+    }
+}

@@ -1,0 +1,50 @@
+import ArgumentParser
+import BlobStore
+
+struct Init: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Create a new store.")
+
+    @OptionGroup var store: StoreOptions
+    @OptionGroup var output: OutputOptions
+
+    @Option(help: "Minimum chunk size in bytes.")
+    var minChunk = ChunkingParameters.default.minSize
+    @Option(help: "Average chunk size in bytes (a power of two).")
+    var avgChunk = ChunkingParameters.default.averageSize
+    @Option(help: "Maximum chunk size in bytes.")
+    var maxChunk = ChunkingParameters.default.maxSize
+    @Option(help: "zstd level for new chunks, 1-19; 0 stores chunks uncompressed.")
+    var level = 3
+    @Option(help: "Seal a pack file and start a new one past this many bytes.")
+    var packSize = StoreConfig.defaultPackSizeLimit
+
+    func run() throws {
+        let config = StoreConfig(
+            chunking: ChunkingParameters(minSize: minChunk, averageSize: avgChunk, maxSize: maxChunk),
+            compressionLevel: level, packSizeLimit: packSize)
+        let created = try Store.create(at: store.root, config: config, logger: store.logger())
+        if output.json {
+            try Terminal.printJSON(["root": .string(created.root), "config": JSONValue(created.config)])
+        } else {
+            print("created store at \(created.root) (chunks \(minChunk)/\(avgChunk)/\(maxChunk) bytes, zstd level \(level))")
+        }
+    }
+}
+
+/// Just enough of a JSON value to nest an Encodable beside plain strings.
+enum JSONValue: Encodable {
+    case string(String)
+    case encodable(any Encodable)
+
+    init(_ value: any Encodable) { self = .encodable(value) }
+
+    func encode(to encoder: any Encoder) throws {
+        switch self {
+        case .string(let s):
+            var c = encoder.singleValueContainer()
+            try c.encode(s)
+        case .encodable(let e):
+            try e.encode(to: encoder)
+        }
+    }
+}

@@ -1,0 +1,498 @@
+#!/usr/bin/env bash
+# bench/ingest-bench.sh [CORPUS_DIR]
+#
+# Ingest / read / space benchmark of BlobStore (blobctl) against restic, borg
+# and two single-pass floors (zstd -3 -T0, openssl sha256), on the layer-tar
+# corpus built by shared/bench/make-corpus.sh.
+#
+#   CORPUS_DIR   default $HOME/.cache/blobstore-corpus; built with
+#                ../../shared/bench/make-corpus.sh (relative to this script)
+#                when its corpus.tsv is missing.
+#
+# Environment:
+#   BLOBCTL=PATH     blobctl binary (default REPO/.build/release/blobctl, built
+#                    with `swift build -c release --product blobctl` if missing)
+#   TOOLS=LIST       comma list of blobstore,restic,borg,floors (default: all)
+#   CHUNK_SWEEP=1    blobctl only: cold v1+v2 ingest per chunk-size setting
+#                    (avg 16K..256K, min=avg/4, max=avg*4) instead of the main run
+#   SWEEP_AVGS=LIST  chunk averages in bytes for CHUNK_SWEEP (default 16K..256K)
+#   RANGE_COUNT=N    1 MiB range reads for bench-ranges (default 2000)
+#   OUT_JSON=FILE    also write all figures as JSON to FILE
+#   BENCH_TMPDIR=DIR parent of the scratch dir (default /work/tmp-bench if /work
+#                    exists, else ${TMPDIR:-/tmp}); the scratch dir is removed at
+#                    the end unless KEEP=1
+#   VERIFY=1         after the blobstore reads, re-read every blob and compare
+#                    its sha256 with corpus.tsv (untimed)
+#
+# Each measured step runs once, after a warm-up `cat FILES > /dev/null`, under
+# `/usr/bin/time -f '%e %U %S %M'` (wall s, user s, sys s, peak RSS KiB of the
+# largest process in the tree). MB/s = input bytes / 1e6 / wall seconds.
+set -euo pipefail
+export LC_ALL=C
+
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_DIR=$(cd "$SCRIPT_DIR/.." && pwd)
+CORPUS=$(realpath -m "${1:-$HOME/.cache/blobstore-corpus}")
+TOOLS=${TOOLS:-blobstore,restic,borg,floors}
+CHUNK_SWEEP=${CHUNK_SWEEP:-0}
+RANGE_COUNT=${RANGE_COUNT:-2000}
+RANGE_SIZE=1048576
+KEEP=${KEEP:-0}
+VERIFY=${VERIFY:-0}
+
+V1_FILES=(base.tar app-v1.tar small.tar)
+V2_FILES=(app-v2.tar small-v2.tar)
+ALL_FILES=("${V1_FILES[@]}" "${V2_FILES[@]}")
+
+log() { printf '[bench] %s\n' "$*" >&2; }
+die() { printf '[bench] ERROR: %s\n' "$*" >&2; exit 1; }
+want() { [[ ",$TOOLS," == *",$1,"* ]]; }
+
+if [ "$CHUNK_SWEEP" = 1 ]; then TOOLS=blobstore; fi
+
+# ------------------------------------------------------------ prerequisites ---
+APT_UPDATED=0
+ensure() { # ensure COMMAND PACKAGE
+  command -v "$1" >/dev/null 2>&1 && return 0
+  log "$1 not found; installing package $2"
+  command -v apt-get >/dev/null || die "$1 missing and no apt-get to install $2"
+  if [ "$APT_UPDATED" = 0 ]; then apt-get update -qq >&2 || true; APT_UPDATED=1; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >&2 || die "could not install $2"
+  command -v "$1" >/dev/null 2>&1 || die "$1 still missing after installing $2"
+}
+[ -x /usr/bin/time ] || { ensure apt-get apt; APT_UPDATED=1; apt-get update -qq >&2 || true
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >&2; }
+[ -x /usr/bin/time ] || die "GNU time (/usr/bin/time) is required (apt-get install time)"
+PY=python3; command -v "$PY" >/dev/null 2>&1 || PY=/usr/bin/python3
+command -v "$PY" >/dev/null 2>&1 || ensure python3 python3-minimal
+want restic && ensure restic restic
+want borg && ensure borg borgbackup
+want floors && { ensure zstd zstd; ensure openssl openssl; }
+
+# ------------------------------------------------------------------- corpus ---
+if [ ! -s "$CORPUS/corpus.tsv" ]; then
+  MAKE_CORPUS=$SCRIPT_DIR/../../shared/bench/make-corpus.sh
+  [ -x "$MAKE_CORPUS" ] || [ -f "$MAKE_CORPUS" ] || die "no corpus at $CORPUS and no $MAKE_CORPUS to build one"
+  log "no corpus.tsv in $CORPUS; building it with $MAKE_CORPUS (downloads, several minutes)"
+  bash "$MAKE_CORPUS" "$CORPUS" >&2 || die "corpus build failed"
+fi
+for f in "${ALL_FILES[@]}"; do [ -s "$CORPUS/$f" ] || die "corpus file missing: $CORPUS/$f"; done
+
+fsize() { stat -c %s "$1"; }
+sum_sizes() { local t=0 f; for f in "$@"; do t=$((t + $(fsize "$CORPUS/$f"))); done; echo "$t"; }
+V1_BYTES=$(sum_sizes "${V1_FILES[@]}")
+V2_BYTES=$(sum_sizes "${V2_FILES[@]}")
+ALL_BYTES=$(sum_sizes "${ALL_FILES[@]}")
+corpus_sha() { awk -F'\t' -v n="$1" '$1==n{print $3}' "$CORPUS/corpus.tsv"; }
+
+# ------------------------------------------------------------------ blobctl ---
+if want blobstore; then
+  if [ -z "${BLOBCTL:-}" ]; then
+    BLOBCTL=$REPO_DIR/.build/release/blobctl
+    if [ ! -x "$BLOBCTL" ]; then
+      command -v swift >/dev/null || die "no $BLOBCTL and no swift toolchain to build it (set BLOBCTL=...)"
+      log "building blobctl: swift build -c release --product blobctl"
+      (cd "$REPO_DIR" && swift build -c release --product blobctl >&2) || die "swift build failed"
+    fi
+  fi
+  [ -x "$BLOBCTL" ] || die "BLOBCTL=$BLOBCTL is not an executable"
+  BLOBCTL=$(realpath "$BLOBCTL")
+fi
+
+# ------------------------------------------------------------- scratch dir ---
+if [ -n "${BENCH_TMPDIR:-}" ]; then PARENT=$BENCH_TMPDIR
+elif [ -d /work ] && [ -w /work ]; then PARENT=/work/tmp-bench
+else PARENT=${TMPDIR:-/tmp}; fi
+mkdir -p "$PARENT"
+W=$(mktemp -d "$PARENT/ingest-bench.XXXXXX")
+cleanup() { local rc=$?; if [ "$KEEP" = 1 ]; then log "kept scratch dir $W"; else rm -rf "$W"; fi; exit $rc; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+RES=$W/results.tsv   # tool phase wall user sys rss_kib input_bytes
+SIZES=$W/sizes.tsv   # tool metric value
+EXTRA=$W/extra.tsv   # key value (free-form facts for the report)
+: > "$RES"; : > "$SIZES"; : > "$EXTRA"
+log "corpus $CORPUS, scratch $W"
+
+warm() { cat "$@" > /dev/null; }
+warm_dir() { find "$1" -type f -exec cat {} + > /dev/null; }
+join_cmds() { local IFS=';'; printf 'set -e;%s' "$*"; }
+
+# measure TOOL PHASE INPUT_BYTES CMD... : run CMD once under GNU time, in the
+# corpus dir, stdout to $W/out/TOOL.PHASE.out, stderr to .err. Returns CMD's status.
+mkdir -p "$W/out"
+measure() {
+  local tool=$1 phase=$2 bytes=$3; shift 3
+  local tf=$W/out/$tool.$phase.time out=$W/out/$tool.$phase.out err=$W/out/$tool.$phase.err rc=0
+  log "$tool: $phase"
+  (cd "$CORPUS" && /usr/bin/time -f '%e %U %S %M' -o "$tf" "$@" > "$out" 2> "$err") || rc=$?
+  if [ "$rc" != 0 ]; then
+    log "$tool $phase FAILED (exit $rc); last stderr lines:"
+    tail -n 15 "$err" | sed 's/^/    /' >&2
+    return "$rc"
+  fi
+  local line; line=$(tail -n 1 "$tf")
+  # shellcheck disable=SC2086
+  set -- $line
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$tool" "$phase" "$1" "$2" "$3" "$4" "$bytes" >> "$RES"
+  log "    wall ${1}s user ${2}s sys ${3}s rss $(( $4 / 1024 ))MiB"
+}
+size_of() { # size_of TOOL METRIC DIR : apparent and allocated bytes
+  local a b
+  a=$(du -sb "$3" | cut -f1); b=$(du -sB1 "$3" | cut -f1)
+  printf '%s\t%s\t%s\n' "$1" "$2" "$a" >> "$SIZES"
+  printf '%s\t%s_alloc\t%s\n' "$1" "$2" "$b" >> "$SIZES"
+  if [ "$a" -gt 0 ] && { [ $((b * 10)) -gt $((a * 11)) ] || [ $((b * 10)) -lt $((a * 9)) ]; }; then
+    log "note: $1 $2: apparent size $a differs from allocated $b by >10% (sparse or tiny files?)"
+  fi
+}
+extra() { printf '%s\t%s\n' "$1" "$2" >> "$EXTRA"; }
+
+# --------------------------------------------------------------- BlobStore ---
+B() { "$BLOBCTL" --store "$STORE" "$@"; }
+digest_of() { # first thing in FILE that looks like a sha256 digest
+  grep -Eo '(sha256:)?[0-9a-f]{64}' "$1" | head -n 1
+}
+blob_df() { # blob_df TAG : record df --json storedBytes/logicalBytes
+  local j
+  if j=$(B df --json 2>"$W/out/df.err"); then
+    printf '%s' "$j" > "$W/out/df.$1.json"
+    "$PY" - "$W/out/df.$1.json" "$1" >> "$SIZES" <<'EOF' || log "could not parse df --json output"
+import json, sys
+d = json.load(open(sys.argv[1]))
+for k in ("storedBytes", "logicalBytes"):
+    if k in d: print("blobstore\tdf_%s_%s\t%d" % (k, sys.argv[2], int(d[k])))
+EOF
+  else
+    log "blobctl df --json failed: $(tail -n 3 "$W/out/df.err" | tr '\n' ' ')"
+  fi
+}
+
+run_blobstore() {
+  STORE=$W/blobstore
+  measure blobstore init 0 "$BLOBCTL" --store "$STORE" init || die "blobctl init failed"
+  # one `bash -c` per phase ($0=blobctl $1=store $2=outdir), one output file per put
+  local f put_v1=() put_v2=() put_warm=()
+  for f in "${V1_FILES[@]}"; do put_v1+=("\"\$0\" --store \"\$1\" put $f > \"\$2/put.$f\""); done
+  for f in "${V2_FILES[@]}"; do put_v2+=("\"\$0\" --store \"\$1\" put $f > \"\$2/put.$f\""); done
+  for f in "${ALL_FILES[@]}"; do put_warm+=("\"\$0\" --store \"\$1\" put $f > \"\$2/warm.$f\""); done
+
+  warm "${V1_FILES[@]/#/$CORPUS/}"
+  measure blobstore cold_v1 "$V1_BYTES" bash -c "$(join_cmds "${put_v1[@]}")" "$BLOBCTL" "$STORE" "$W/out" \
+    || die "blobctl put (v1) failed"
+  size_of blobstore stored_v1 "$STORE"; blob_df v1
+  warm "${V2_FILES[@]/#/$CORPUS/}"
+  measure blobstore cold_v2 "$V2_BYTES" bash -c "$(join_cmds "${put_v2[@]}")" "$BLOBCTL" "$STORE" "$W/out" \
+    || die "blobctl put (v2) failed"
+  size_of blobstore stored_v2 "$STORE"; blob_df v2
+  warm "${ALL_FILES[@]/#/$CORPUS/}"
+  measure blobstore warm "$ALL_BYTES" bash -c "$(join_cmds "${put_warm[@]}")" "$BLOBCTL" "$STORE" "$W/out" \
+    || die "blobctl put (warm) failed"
+  size_of blobstore stored_warm "$STORE"; blob_df warm
+
+  declare -gA DIGEST=()
+  local d w want_sha
+  for f in "${ALL_FILES[@]}"; do
+    d=$(digest_of "$W/out/put.$f") || true
+    [ -n "$d" ] || die "no digest in blobctl put output for $f: $(head -c 200 "$W/out/put.$f")"
+    w=$(digest_of "$W/out/warm.$f") || true
+    [ "$w" = "$d" ] || log "WARNING: warm put of $f gave digest '$w', cold gave '$d'"
+    want_sha=$(corpus_sha "$f")
+    [ "${d#sha256:}" = "$want_sha" ] || log "note: digest of $f ($d) is not its plain sha256 ($want_sha)"
+    DIGEST[$f]=$d
+    extra "digest.$f" "$d"
+  done
+
+  local gets=()
+  for f in "${ALL_FILES[@]}"; do gets+=("\"\$0\" --store \"\$1\" get ${DIGEST[$f]} > /dev/null"); done
+  warm_dir "$STORE"
+  measure blobstore read "$ALL_BYTES" bash -c "$(join_cmds "${gets[@]}")" "$BLOBCTL" "$STORE" \
+    || die "blobctl get failed"
+
+  if [ "$VERIFY" = 1 ]; then
+    log "blobstore: verifying every blob against corpus.tsv (untimed)"
+    for f in "${ALL_FILES[@]}"; do
+      local got; got=$(B get "${DIGEST[$f]}" | sha256sum | cut -d' ' -f1)
+      [ "$got" = "$(corpus_sha "$f")" ] || die "blobctl get ${DIGEST[$f]} ($f) returned wrong content"
+    done
+    extra verify ok
+  fi
+
+  # 1 MiB random range reads over the largest blob (base.tar)
+  local rd=${DIGEST[base.tar]}
+  if measure blobstore ranges 0 "$BLOBCTL" --store "$STORE" bench-ranges "$rd" \
+       --count "$RANGE_COUNT" --size "$RANGE_SIZE" --json; then
+    "$PY" - "$W/out/blobstore.ranges.out" >> "$EXTRA" <<'EOF' || log "bench-ranges: could not parse JSON output"
+import json, sys
+txt = open(sys.argv[1]).read()
+d = json.loads(txt[txt.index("{"):txt.rindex("}") + 1])
+print("ranges.bytes\t%d" % int(d["bytes"]))
+print("ranges.seconds\t%.6f" % float(d["seconds"]))
+if "mbPerSecond" in d: print("ranges.mbPerSecond\t%s" % d["mbPerSecond"])
+EOF
+  else
+    log "bench-ranges unavailable: 1 MiB range reads reported as n/a"
+  fi
+}
+
+# ---------------------------------------------------------- BlobStore sweep ---
+run_sweep() {
+  local avgs=${SWEEP_AVGS:-16384,32768,65536,131072,262144} avg min max
+  local all_puts=() f
+  for f in "${V1_FILES[@]}" "${V2_FILES[@]}"; do all_puts+=("\"\$0\" --store \"\$1\" put $f > /dev/null"); done
+  local script; script=$(join_cmds "${all_puts[@]}")
+  warm "${ALL_FILES[@]/#/$CORPUS/}"
+  for avg in ${avgs//,/ }; do
+    min=$((avg / 4)); max=$((avg * 4))
+    STORE=$W/sweep-$avg
+    measure blobstore "sweep_init_$avg" 0 "$BLOBCTL" --store "$STORE" init \
+      --min-chunk "$min" --avg-chunk "$avg" --max-chunk "$max" || die "blobctl init --avg-chunk $avg failed"
+    measure blobstore "sweep_$avg" "$ALL_BYTES" bash -c "$script" "$BLOBCTL" "$STORE" \
+      || die "blobctl put failed for avg $avg"
+    size_of blobstore "sweep_stored_$avg" "$STORE"
+    blob_df "sweep_$avg"
+    extra "sweep.$avg" "$min,$avg,$max"
+    rm -rf "$STORE"
+  done
+}
+
+# ------------------------------------------------------------------ restic ---
+run_restic() {
+  local R=$W/restic T=$W/restic-restore
+  export RESTIC_PASSWORD=bench
+  local RC=(restic --repo "$R" --cache-dir "$W/restic-cache" --host bench)
+  measure restic init 0 "${RC[@]}" init --repository-version 2 || die "restic init failed"
+  extra restic.version "$(restic version | head -n 1)"
+  extra restic.repo_version "$("${RC[@]}" cat config 2>/dev/null | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["version"])' || echo '?')"
+  warm "${V1_FILES[@]/#/$CORPUS/}"
+  measure restic cold_v1 "$V1_BYTES" "${RC[@]}" backup "${V1_FILES[@]}" || die "restic backup v1 failed"
+  size_of restic stored_v1 "$R"
+  warm "${V2_FILES[@]/#/$CORPUS/}"
+  measure restic cold_v2 "$V2_BYTES" "${RC[@]}" backup "${V2_FILES[@]}" || die "restic backup v2 failed"
+  size_of restic stored_v2 "$R"
+  warm "${ALL_FILES[@]/#/$CORPUS/}"
+  # --force: read every file again (no parent-snapshot metadata shortcut)
+  measure restic warm "$ALL_BYTES" "${RC[@]}" backup --force "${ALL_FILES[@]}" || die "restic re-backup failed"
+  size_of restic stored_warm "$R"
+  mkdir -p "$T"
+  warm_dir "$R"
+  measure restic read "$ALL_BYTES" "${RC[@]}" restore latest --target "$T" || die "restic restore failed"
+  local n; n=$(find "$T" -type f -name '*.tar' | wc -l)
+  [ "$n" = "${#ALL_FILES[@]}" ] || log "WARNING: restic restored $n tar files, expected ${#ALL_FILES[@]}"
+  rm -rf "$T"
+  unset RESTIC_PASSWORD
+}
+
+# -------------------------------------------------------------------- borg ---
+run_borg() {
+  local R=$W/borg T=$W/borg-extract
+  export BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes BORG_RELOCATED_REPO_ACCESS_IS_OK=yes
+  export BORG_BASE_DIR=$W/borg-base
+  mkdir -p "$BORG_BASE_DIR"
+  extra borg.version "$(borg --version)"
+  measure borg init 0 borg init --encryption=none "$R" || die "borg init failed"
+  # --files-cache=disabled: borg reads and chunks every file (like the others);
+  # with the default files cache its warm run would skip unchanged paths.
+  local BC=(borg create --compression zstd,3 --files-cache=disabled)
+  warm "${V1_FILES[@]/#/$CORPUS/}"
+  measure borg cold_v1 "$V1_BYTES" "${BC[@]}" "$R::v1" "${V1_FILES[@]}" || die "borg create v1 failed"
+  size_of borg stored_v1 "$R"
+  warm "${V2_FILES[@]/#/$CORPUS/}"
+  measure borg cold_v2 "$V2_BYTES" "${BC[@]}" "$R::v2" "${V2_FILES[@]}" || die "borg create v2 failed"
+  size_of borg stored_v2 "$R"
+  warm "${ALL_FILES[@]/#/$CORPUS/}"
+  measure borg warm "$ALL_BYTES" "${BC[@]}" "$R::warm" "${ALL_FILES[@]}" || die "borg create warm failed"
+  size_of borg stored_warm "$R"
+  mkdir -p "$T"
+  warm_dir "$R"
+  local tf=$W/out/borg.read.time rc=0
+  log "borg: read"
+  (cd "$T" && /usr/bin/time -f '%e %U %S %M' -o "$tf" borg extract "$R::warm" \
+     > "$W/out/borg.read.out" 2> "$W/out/borg.read.err") || rc=$?
+  [ "$rc" = 0 ] || { tail -n 15 "$W/out/borg.read.err" >&2; die "borg extract failed"; }
+  # shellcheck disable=SC2046
+  set -- $(tail -n 1 "$tf")
+  printf 'borg\tread\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$ALL_BYTES" >> "$RES"
+  log "    wall ${1}s user ${2}s sys ${3}s rss $(( $4 / 1024 ))MiB"
+  local n; n=$(find "$T" -type f -name '*.tar' | wc -l)
+  [ "$n" = "${#ALL_FILES[@]}" ] || log "WARNING: borg extracted $n tar files, expected ${#ALL_FILES[@]}"
+  rm -rf "$T"
+}
+
+# ------------------------------------------------------------------ floors ---
+run_floors() {
+  local f zs=() ds=()
+  for f in "${V1_FILES[@]}"; do zs+=("zstd -q -3 -T0 -c $f > /dev/null"); done
+  warm "${V1_FILES[@]/#/$CORPUS/}"
+  measure zstd cold_v1 "$V1_BYTES" bash -c "$(join_cmds "${zs[@]}")" || die "zstd failed"
+  measure sha256 cold_v1 "$V1_BYTES" openssl dgst -sha256 "${V1_FILES[@]}" || die "openssl dgst failed"
+  # size reference (untimed): zstd -3 of each v1 file, no dedup
+  local total=0 n
+  for f in "${V1_FILES[@]}"; do n=$(zstd -q -3 -T0 -c "$CORPUS/$f" | wc -c); total=$((total + n)); done
+  printf 'zstd\tstored_v1\t%s\n' "$total" >> "$SIZES"
+  extra zstd.version "$(zstd --version)"
+  extra openssl.version "$(openssl version)"
+}
+
+# --------------------------------------------------------------------- run ---
+START=$(date +%s)
+if [ "$CHUNK_SWEEP" = 1 ]; then
+  run_sweep
+else
+  want blobstore && run_blobstore
+  want restic && run_restic
+  want borg && run_borg
+  want floors && run_floors
+fi
+extra elapsed_s "$(( $(date +%s) - START ))"
+extra cores "$(nproc)"
+
+# ------------------------------------------------------------------ report ---
+"$PY" - "$RES" "$SIZES" "$EXTRA" "$CHUNK_SWEEP" "${OUT_JSON:-}" \
+  "$V1_BYTES" "$V2_BYTES" "$ALL_BYTES" "$CORPUS" <<'EOF'
+import json, sys
+res_f, sizes_f, extra_f, sweep, out_json = sys.argv[1:6]
+v1_bytes, v2_bytes, all_bytes = map(int, sys.argv[6:9])
+corpus = sys.argv[9]
+runs = {}
+for line in open(res_f):
+    tool, phase, wall, user, sys_, rss, nbytes = line.rstrip("\n").split("\t")
+    wall, user, sys_ = float(wall), float(user), float(sys_)
+    nbytes = int(nbytes)
+    runs[(tool, phase)] = dict(wall_s=wall, user_s=user, sys_s=sys_, cpu_s=round(user + sys_, 2),
+                               peak_rss_mib=round(int(rss) / 1024, 1), input_bytes=nbytes,
+                               mb_per_s=(round(nbytes / 1e6 / wall, 1) if nbytes and wall > 0 else None))
+sizes = {}
+for line in open(sizes_f):
+    tool, metric, v = line.rstrip("\n").split("\t")
+    sizes.setdefault(tool, {})[metric] = int(v)
+extra = {}
+for line in open(extra_f):
+    k, v = line.rstrip("\n").split("\t", 1)
+    extra[k] = v
+# range reads: throughput from the tool's own bytes/seconds
+if "ranges.bytes" in extra and ("blobstore", "ranges") in runs:
+    r = runs[("blobstore", "ranges")]
+    r["input_bytes"] = int(extra["ranges.bytes"])
+    secs = float(extra["ranges.seconds"])
+    r["mb_per_s"] = round(int(extra["ranges.bytes"]) / 1e6 / secs, 1) if secs > 0 else None
+    r["tool_seconds"] = secs
+
+def fmt(v, nd=1):
+    if v is None: return "n/a"
+    if isinstance(v, str): return v
+    return f"{v:,.{nd}f}"
+
+def ratio(a, b):
+    return round(a / b, 2) if (a is not None and b not in (None, 0)) else None
+
+out = dict(corpus=corpus, input_bytes=dict(v1=v1_bytes, v2=v2_bytes, all=all_bytes),
+           runs={f"{t}.{p}": v for (t, p), v in runs.items()}, sizes=sizes, extra=extra)
+
+if sweep == "1":
+    print()
+    print(f"Chunk-size sweep (blobctl; cold v1+v2 ingest of {all_bytes/1e6:,.1f} MB into a fresh store)")
+    hdr = f"{'min/avg/max (B)':<26}{'MB/s':>9}{'CPU s':>9}{'RSS MiB':>9}{'stored MB (du)':>16}{'df storedBytes':>16}"
+    print(hdr); print("-" * len(hdr))
+    rows = []
+    for k, v in extra.items():
+        if not k.startswith("sweep."): continue
+        avg = k.split(".", 1)[1]
+        r = runs.get(("blobstore", f"sweep_{avg}"))
+        st = sizes.get("blobstore", {}).get(f"sweep_stored_{avg}")
+        df = sizes.get("blobstore", {}).get(f"df_storedBytes_sweep_{avg}")
+        rows.append(dict(min_avg_max=v, mb_per_s=r and r["mb_per_s"], cpu_s=r and r["cpu_s"],
+                         peak_rss_mib=r and r["peak_rss_mib"], stored_bytes=st, df_stored_bytes=df))
+        print(f"{v:<26}{fmt(r and r['mb_per_s']):>9}{fmt(r and r['cpu_s'],2):>9}"
+              f"{fmt(r and r['peak_rss_mib']):>9}{fmt(st and st/1e6):>16}{fmt(df and df/1e6):>16}")
+    out["sweep"] = rows
+else:
+    def mbs(tool, phase):
+        r = runs.get((tool, phase)); return r and r["mb_per_s"]
+    def stored(tool, m):
+        return sizes.get(tool, {}).get(m)
+    cols = ["blobstore", "restic", "borg", "zstd", "sha256"]
+    heads = ["blobstore", "restic", "borg", "zstd -3 -T0", "sha256"]
+    rows = [("cold ingest v1 (MB/s)", "cold_v1", v1_bytes), ("cold ingest v2 (MB/s)", "cold_v2", v2_bytes),
+            ("warm ingest (MB/s)", "warm", all_bytes), ("whole-blob reads (MB/s)", "read", all_bytes),
+            ("1MiB range reads (MB/s)", "ranges", None)]
+    table = {}
+    print()
+    print(f"Input: v1 {v1_bytes/1e6:,.1f} MB (base, app-v1, small), v2 {v2_bytes/1e6:,.1f} MB "
+          f"(app-v2, small-v2), all five {all_bytes/1e6:,.1f} MB; {extra.get('cores','?')} cores")
+    hdr = f"{'':<26}" + "".join(f"{h:>13}" for h in heads) + "".join(f"{h:>11}" for h in ["b/borg", "b/restic", "b/zstd"])
+    print(hdr); print("-" * len(hdr))
+    for label, phase, _ in rows:
+        vals = {c: mbs(c, phase) for c in cols}
+        rat = {"blobstore/borg": ratio(vals["blobstore"], vals["borg"]),
+               "blobstore/restic": ratio(vals["blobstore"], vals["restic"]),
+               "blobstore/zstd": ratio(vals["blobstore"], vals["zstd"])}
+        table[phase] = dict(mb_per_s=vals, ratios=rat)
+        print(f"{label:<26}" + "".join(f"{fmt(vals[c]):>13}" for c in cols)
+              + "".join(f"{fmt(v, 2):>11}" for v in rat.values()))
+    for label, m in [("stored after v1 (MB)", "stored_v1"), ("stored after v2 (MB)", "stored_v2")]:
+        vals = {c: stored(c, m) for c in cols}
+        rat = {"blobstore/borg": ratio(vals["blobstore"], vals["borg"]),
+               "blobstore/restic": ratio(vals["blobstore"], vals["restic"]),
+               "blobstore/zstd": ratio(vals["blobstore"], vals["zstd"])}
+        table[m] = dict(bytes=vals, ratios=rat)
+        print(f"{label:<26}" + "".join(f"{fmt(vals[c] and vals[c]/1e6):>13}" for c in cols)
+              + "".join(f"{fmt(v, 3):>11}" for v in rat.values()))
+    print("(stored = du -sb of the repo/store dir; zstd column = zstd -3 of each v1 file, no dedup;"
+          " floors run over the v1 files only)")
+    bs = sizes.get("blobstore", {})
+    if any(k.startswith("df_") for k in bs):
+        print("blobctl df: " + ", ".join(f"{k[3:]}={v/1e6:,.1f} MB" for k, v in sorted(bs.items()) if k.startswith("df_")))
+    out["table"] = table
+
+    print()
+    hdr = f"{'tool':<11}{'phase':<9}{'wall s':>9}{'user s':>9}{'sys s':>9}{'CPU s':>9}{'CPU/wall':>9}{'RSS MiB':>9}{'MB/s':>9}"
+    print(hdr); print("-" * len(hdr))
+    for (t, p), r in runs.items():
+        util = r["cpu_s"] / r["wall_s"] if r["wall_s"] > 0 else None
+        print(f"{t:<11}{p:<9}{r['wall_s']:>9.2f}{r['user_s']:>9.2f}{r['sys_s']:>9.2f}{r['cpu_s']:>9.2f}"
+              f"{fmt(util, 2):>9}{r['peak_rss_mib']:>9.1f}{fmt(r['mb_per_s']):>9}")
+
+    # targets
+    def check(name, value, limit, op):
+        if value is None or limit is None:
+            return dict(target=name, value=value, limit=limit, result="n/a")
+        ok = value >= limit if op == ">=" else (value <= limit if op == "<=" else value < limit)
+        return dict(target=name, value=round(value, 3), limit=round(limit, 3), result="PASS" if ok else "FAIL")
+    b = lambda p: mbs("blobstore", p)
+    rss = [r["peak_rss_mib"] for (t, p), r in runs.items() if t == "blobstore"]
+    borg_v1, borg_v2 = stored("borg", "stored_v1"), stored("borg", "stored_v2")
+    targets = [
+        check("cold ingest v1 >= 2x borg (MB/s)", b("cold_v1"), mbs("borg", "cold_v1") and 2 * mbs("borg", "cold_v1"), ">="),
+        check("cold ingest v1 >= 0.9x zstd -3 -T0 (MB/s)", b("cold_v1"), mbs("zstd", "cold_v1") and 0.9 * mbs("zstd", "cold_v1"), ">="),
+        check("warm ingest >= 1.5x restic re-backup (MB/s)", b("warm"), mbs("restic", "warm") and 1.5 * mbs("restic", "warm"), ">="),
+        check("whole-blob reads >= 3x restic restore (MB/s)", b("read"), mbs("restic", "read") and 3 * mbs("restic", "read"), ">="),
+        check("stored after v1 <= 0.95x borg (MB)", stored("blobstore", "stored_v1") and stored("blobstore", "stored_v1") / 1e6,
+              borg_v1 and 0.95 * borg_v1 / 1e6, "<="),
+        check("stored after v2 <= 0.95x borg (MB)", stored("blobstore", "stored_v2") and stored("blobstore", "stored_v2") / 1e6,
+              borg_v2 and 0.95 * borg_v2 / 1e6, "<="),
+        check("peak RSS < 256 MiB (blobstore, all phases)", max(rss) if rss else None, 256, "<"),
+    ]
+    out["targets"] = targets
+    print()
+    print("Targets")
+    for t in targets:
+        print(f"  [{t['result']:>4}] {t['target']:<46} value {fmt(t['value'])}  limit {fmt(t['limit'])}")
+    print()
+    notes = [
+        "restic: repo format v%s, compression auto (zstd), AES-256/Poly1305 encryption (mandatory); "
+        "backups run with --force (no parent shortcut); restore writes files to a target dir." % extra.get("restic.repo_version", "?"),
+        "borg: --encryption=none, --compression zstd,3, --files-cache=disabled; extract writes files to a target dir.",
+        "blobstore: whole-blob reads are `get DIGEST > /dev/null`; range reads are bench-ranges over base.tar "
+        "(MB/s from its own bytes/seconds).",
+        "Each step runs once after a `cat FILES > /dev/null` warm-up; page cache is not dropped.",
+    ]
+    for n in notes: print("note: " + n)
+    out["notes"] = notes
+
+if out_json:
+    with open(out_json, "w") as fh:
+        json.dump(out, fh, indent=2)
+    print(f"\nJSON written to {out_json}")
+EOF
+log "done in $(( $(date +%s) - START )) s"
