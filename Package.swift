@@ -34,7 +34,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "BlobStoreTests", dependencies: ["BlobStore", "GC"]),
+        .testTarget(name: "BlobStoreTests", dependencies: ["BlobStore", "GC", "blobctl"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -260,19 +260,19 @@ run_sweep() {
 run_restic() {
   local R=$W/restic T=$W/restic-restore
   export RESTIC_PASSWORD=bench
-  local RC=(restic --repo "$R" --cache-dir "$W/restic-cache" --host bench)
+  local RC=(restic --repo "$R" --cache-dir "$W/restic-cache")
   measure restic init 0 "${RC[@]}" init --repository-version 2 || die "restic init failed"
   extra restic.version "$(restic version | head -n 1)"
   extra restic.repo_version "$("${RC[@]}" cat config 2>/dev/null | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["version"])' || echo '?')"
   warm "${V1_FILES[@]/#/$CORPUS/}"
-  measure restic cold_v1 "$V1_BYTES" "${RC[@]}" backup "${V1_FILES[@]}" || die "restic backup v1 failed"
+  measure restic cold_v1 "$V1_BYTES" "${RC[@]}" backup --host bench "${V1_FILES[@]}" || die "restic backup v1 failed"
   size_of restic stored_v1 "$R"
   warm "${V2_FILES[@]/#/$CORPUS/}"
-  measure restic cold_v2 "$V2_BYTES" "${RC[@]}" backup "${V2_FILES[@]}" || die "restic backup v2 failed"
+  measure restic cold_v2 "$V2_BYTES" "${RC[@]}" backup --host bench "${V2_FILES[@]}" || die "restic backup v2 failed"
   size_of restic stored_v2 "$R"
   warm "${ALL_FILES[@]/#/$CORPUS/}"
   # --force: read every file again (no parent-snapshot metadata shortcut)
-  measure restic warm "$ALL_BYTES" "${RC[@]}" backup --force "${ALL_FILES[@]}" || die "restic re-backup failed"
+  measure restic warm "$ALL_BYTES" "${RC[@]}" backup --host bench --force "${ALL_FILES[@]}" || die "restic re-backup failed"
   size_of restic stored_warm "$R"
   mkdir -p "$T"
   warm_dir "$R"

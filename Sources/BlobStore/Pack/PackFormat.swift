@@ -23,7 +23,7 @@ public enum PackFormat {
     static func packHeader(id: UInt64, createdAt: UInt64) -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: headerSize)
         bytes.withUnsafeMutableBytes { raw in
-            raw.copyMemory(from: UnsafeRawBufferPointer(start: packMagic, count: 8))
+            packMagic.withUnsafeBytes { raw.copyMemory(from: $0) }
             raw.storeBytes(of: version.littleEndian, toByteOffset: 8, as: UInt32.self)
             raw.storeBytes(of: id.littleEndian, toByteOffset: 16, as: UInt64.self)
             raw.storeBytes(of: createdAt.littleEndian, toByteOffset: 24, as: UInt64.self)
@@ -79,7 +79,7 @@ public enum PackFormat {
         )
     }
 
-    static func fileName(for id: UInt64) -> String {
+    public static func fileName(for id: UInt64) -> String {
         let hex = String(id, radix: 16)
         return String(repeating: "0", count: 16 - hex.count) + hex + ".pack"
     }

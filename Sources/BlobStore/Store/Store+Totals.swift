@@ -40,3 +40,17 @@ extension Store {
         }
     }
 }
+
+extension Store {
+    /// Every chunk record, by key. A full scan: for checks and tests, not hot paths.
+    public func chunkRecords() throws -> [Digest: ChunkRecord] {
+        try index.read { txn in
+            var result: [Digest: ChunkRecord] = [:]
+            try txn.scan("chunks") { k, v in
+                result[Digest(bytes: k.baseAddress!)] = try ChunkRecord(decoding: v)
+                return true
+            }
+            return result
+        }
+    }
+}
