@@ -1,4 +1,5 @@
 internal import CLMDB
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -43,6 +44,23 @@ package final class LMDBEnvironment: @unchecked Sendable {
     }
 
     deinit { mdb_env_close(handle) }
+
+    /// LMDB forbids opening one environment twice in a process (closing the second copy
+    /// would drop the first one's locks), so every Store on the same folder shares one.
+    static func shared(path: String, mapSize: Int, databaseNames: [String]) throws -> LMDBEnvironment {
+        let key = realpath(path, nil).map { p in defer { free(p) }; return String(cString: p) } ?? path
+        openLock.lock()
+        defer { openLock.unlock() }
+        if let existing = openEnvironments[key]?.environment { return existing }
+        let environment = try LMDBEnvironment(path: path, mapSize: mapSize, databaseNames: databaseNames)
+        openEnvironments = openEnvironments.filter { $0.value.environment != nil }
+        openEnvironments[key] = WeakEnvironment(environment: environment)
+        return environment
+    }
+
+    private struct WeakEnvironment { weak var environment: LMDBEnvironment? }
+    nonisolated(unsafe) private static var openEnvironments: [String: WeakEnvironment] = [:]
+    private static let openLock = NSLock()
 
     func database(_ name: String) -> MDB_dbi { databases[name]! }
 

@@ -37,7 +37,13 @@ public final class IngestSession: @unchecked Sendable {
     private var recipe: [Digest] = []
     private var recipeEnds: [UInt64] = []
     private var written: [Digest: ChunkLocation] = [:]
-    private var stageError: BlobStoreError?
+    private var failure: BlobStoreError?
+    private let failureLock = NSLock()
+    /// The background stage's error, if it failed (read from the appending thread).
+    private var stageError: BlobStoreError? {
+        get { failureLock.lock(); defer { failureLock.unlock() }; return failure }
+        set { failureLock.lock(); failure = newValue; failureLock.unlock() }
+    }
     private let stage = DispatchQueue(label: "blobstore.ingest")
     private let stageGroup = DispatchGroup()
 

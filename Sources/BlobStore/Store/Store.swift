@@ -29,7 +29,7 @@ public final class Store: @unchecked Sendable {
         self.root = root
         self.config = config
         self.logger = logger
-        index = try LMDBEnvironment(path: root + "/index", mapSize: Store.indexMapSize, databaseNames: Store.databases)
+        index = try LMDBEnvironment.shared(path: root + "/index", mapSize: Store.indexMapSize, databaseNames: Store.databases)
         packs = LocalPackBackend(directory: root + "/packs", sizeLimit: config.packSizeLimit)
         chunker = Chunker(parameters: config.chunking)
         let level = Int32(config.compressionLevel)
