@@ -60,9 +60,12 @@ ensure() { # ensure COMMAND PACKAGE
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >&2 || die "could not install $2"
   command -v "$1" >/dev/null 2>&1 || die "$1 still missing after installing $2"
 }
-[ -x /usr/bin/time ] || { ensure apt-get apt; APT_UPDATED=1; apt-get update -qq >&2 || true
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >&2; }
-[ -x /usr/bin/time ] || die "GNU time (/usr/bin/time) is required (apt-get install time)"
+if [ ! -x /usr/bin/time ]; then
+  log "/usr/bin/time not found; installing package time"
+  apt-get update -qq >&2 || true; APT_UPDATED=1
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >&2 || true
+  [ -x /usr/bin/time ] || die "GNU time (/usr/bin/time) is required (apt-get install time)"
+fi
 PY=python3; command -v "$PY" >/dev/null 2>&1 || PY=/usr/bin/python3
 command -v "$PY" >/dev/null 2>&1 || ensure python3 python3-minimal
 want restic && ensure restic restic

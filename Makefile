@@ -1,0 +1,46 @@
+# BlobStore — build, test, benchmark.
+#   make deps    install the Debian packages the build needs (when missing)
+#   make build   release build of blobctl
+#   make test    the test suite (what CI runs)
+#   make bench   ingest/read benchmark against restic, borg, zstd and openssl
+#   make run     blobctl on the embedded store in ./data (ARGS="put FILE", default: df)
+
+APT_PACKAGES := libzstd-dev liblmdb-dev libssl-dev pkg-config
+BENCH_PACKAGES := restic borgbackup zstd openssl time
+SWIFT ?= swift
+CONFIG ?= release
+ARGS ?= df
+STORE ?= $(CURDIR)/data
+
+.PHONY: deps bench-deps build test bench run clean
+
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+bench-deps: deps
+	@missing=""; for p in $(BENCH_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+build: deps
+	$(SWIFT) build -c $(CONFIG)
+
+# Release mode: the suite streams multi-GiB blobs, which a debug build would crawl through.
+test: deps
+	$(SWIFT) test -c $(CONFIG)
+
+bench: bench-deps build
+	BLOBCTL=$(CURDIR)/.build/$(CONFIG)/blobctl bash bench/ingest-bench.sh $(CORPUS)
+
+run: build
+	@mkdir -p $(STORE)
+	$(CURDIR)/.build/$(CONFIG)/blobctl --store $(STORE) $(ARGS)
+
+clean:
+	rm -rf .build
