@@ -20,7 +20,7 @@ public enum PackFormat {
     static let packMagic: [UInt8] = Array("BLOBPACK".utf8)
     static let recordMagic: UInt32 = 0x3152_5342 // "BSR1"
 
-    static func packHeader(id: UInt64, createdAt: UInt64) -> [UInt8] {
+    package static func packHeader(id: UInt64, createdAt: UInt64) -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: headerSize)
         bytes.withUnsafeMutableBytes { raw in
             packMagic.withUnsafeBytes { raw.copyMemory(from: $0) }
@@ -34,7 +34,7 @@ public enum PackFormat {
     }
 
     /// Checks a pack header; returns the pack id it names.
-    static func parsePackHeader(_ raw: UnsafeRawBufferPointer) -> UInt64? {
+    package static func parsePackHeader(_ raw: UnsafeRawBufferPointer) -> UInt64? {
         guard raw.count >= headerSize,
               raw.prefix(8).elementsEqual(packMagic),
               UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 8, as: UInt32.self)) == version,
@@ -44,7 +44,7 @@ public enum PackFormat {
         return UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 16, as: UInt64.self))
     }
 
-    static func writeRecordHeader(into raw: UnsafeMutableRawPointer, key: Digest, flags: ChunkFlags, rawSize: UInt32, storedSize: UInt32, checksum: UInt32) {
+    package static func writeRecordHeader(into raw: UnsafeMutableRawPointer, key: Digest, flags: ChunkFlags, rawSize: UInt32, storedSize: UInt32, checksum: UInt32) {
         raw.initializeMemory(as: UInt8.self, repeating: 0, count: recordHeaderSize)
         raw.storeBytes(of: recordMagic.littleEndian, toByteOffset: 0, as: UInt32.self)
         raw.storeBytes(of: flags.rawValue, toByteOffset: 4, as: UInt8.self)
@@ -63,10 +63,18 @@ public enum PackFormat {
         public var rawSize: UInt32
         public var storedSize: UInt32
         public var checksum: UInt32
+
+        public init(key: Digest, flags: ChunkFlags, rawSize: UInt32, storedSize: UInt32, checksum: UInt32) {
+            self.key = key
+            self.flags = flags
+            self.rawSize = rawSize
+            self.storedSize = storedSize
+            self.checksum = checksum
+        }
     }
 
     /// Decodes a record header; nil when the magic or its CRC does not hold.
-    static func parseRecordHeader(_ raw: UnsafeRawPointer) -> RecordHeader? {
+    package static func parseRecordHeader(_ raw: UnsafeRawPointer) -> RecordHeader? {
         guard UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 0, as: UInt32.self)) == recordMagic else { return nil }
         let crc = CRC32C.checksum(UnsafeRawBufferPointer(start: raw, count: 60))
         guard crc == UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 60, as: UInt32.self)) else { return nil }
@@ -84,7 +92,7 @@ public enum PackFormat {
         return String(repeating: "0", count: 16 - hex.count) + hex + ".pack"
     }
 
-    static func id(fromFileName name: String) -> UInt64? {
+    public static func id(fromFileName name: String) -> UInt64? {
         guard name.hasSuffix(".pack"), name.count == 21 else { return nil }
         return UInt64(name.prefix(16), radix: 16)
     }
