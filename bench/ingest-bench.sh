@@ -16,17 +16,23 @@
 #   CHUNK_SWEEP=1    blobctl only: cold v1+v2 ingest per chunk-size setting
 #                    (avg 16K..256K, min=avg/4, max=avg*4) instead of the main run
 #   SWEEP_AVGS=LIST  chunk averages in bytes for CHUNK_SWEEP (default 16K..256K)
+#   SWEEP_LEVELS=LIST  zstd levels for CHUNK_SWEEP (init --level; default: the
+#                    store's default level)
 #   RANGE_COUNT=N    1 MiB range reads for bench-ranges (default 2000)
 #   OUT_JSON=FILE    also write all figures as JSON to FILE
 #   BENCH_TMPDIR=DIR parent of the scratch dir (default /work/tmp-bench if /work
 #                    exists, else ${TMPDIR:-/tmp}); the scratch dir is removed at
 #                    the end unless KEEP=1
+#   REPEAT=N         run the whole suite N times (fresh repos each time) and
+#                    report each step's best (lowest wall) run (default 1)
 #   VERIFY=1         after the blobstore reads, re-read every blob and compare
 #                    its sha256 with corpus.tsv (untimed)
 #
 # Each measured step runs once, after a warm-up `cat FILES > /dev/null`, under
 # `/usr/bin/time -f '%e %U %S %M'` (wall s, user s, sys s, peak RSS KiB of the
 # largest process in the tree). MB/s = input bytes / 1e6 / wall seconds.
+# The CPU time other processes used during a step is taken from /proc/stat;
+# steps where it exceeds 10% of the machine are flagged as disturbed.
 set -euo pipefail
 export LC_ALL=C
 
@@ -39,6 +45,9 @@ RANGE_COUNT=${RANGE_COUNT:-2000}
 RANGE_SIZE=1048576
 KEEP=${KEEP:-0}
 VERIFY=${VERIFY:-0}
+REPEAT=${REPEAT:-1}
+[[ "$REPEAT" =~ ^[1-9][0-9]*$ ]] || { echo "REPEAT must be a positive integer" >&2; exit 2; }
+REP=1
 
 V1_FILES=(base.tar app-v1.tar small.tar)
 V2_FILES=(app-v2.tar small-v2.tar)
@@ -111,7 +120,7 @@ W=$(mktemp -d "$PARENT/ingest-bench.XXXXXX")
 cleanup() { local rc=$?; if [ "$KEEP" = 1 ]; then log "kept scratch dir $W"; else rm -rf "$W"; fi; exit $rc; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-RES=$W/results.tsv   # tool phase wall user sys rss_kib input_bytes
+RES=$W/results.tsv   # tool phase wall user sys rss_kib input_bytes rep other_cpu_s
 SIZES=$W/sizes.tsv   # tool metric value
 EXTRA=$W/extra.tsv   # key value (free-form facts for the report)
 : > "$RES"; : > "$SIZES"; : > "$EXTRA"
@@ -127,8 +136,10 @@ mkdir -p "$W/out"
 measure() {
   local tool=$1 phase=$2 bytes=$3; shift 3
   local tf=$W/out/$tool.$phase.time out=$W/out/$tool.$phase.out err=$W/out/$tool.$phase.err rc=0
-  log "$tool: $phase"
+  log "$tool: $phase${REPEAT_TAG:-}"
+  local busy0 busy1; busy0=$(cpu_busy_ticks)
   (cd "$CORPUS" && /usr/bin/time -f '%e %U %S %M' -o "$tf" "$@" > "$out" 2> "$err") || rc=$?
+  busy1=$(cpu_busy_ticks)
   if [ "$rc" != 0 ]; then
     log "$tool $phase FAILED (exit $rc); last stderr lines:"
     tail -n 15 "$err" | sed 's/^/    /' >&2
@@ -137,8 +148,17 @@ measure() {
   local line; line=$(tail -n 1 "$tf")
   # shellcheck disable=SC2086
   set -- $line
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$tool" "$phase" "$1" "$2" "$3" "$4" "$bytes" >> "$RES"
-  log "    wall ${1}s user ${2}s sys ${3}s rss $(( $4 / 1024 ))MiB"
+  record "$tool" "$phase" "$bytes" "$busy0" "$busy1" "$@"
+}
+# busy CPU ticks of the whole machine (user+nice+system+irq+softirq+steal)
+cpu_busy_ticks() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9; exit}' /proc/stat; }
+CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
+record() { # record TOOL PHASE BYTES BUSY0 BUSY1 WALL USER SYS RSS
+  local other
+  other=$(awk -v b0="$4" -v b1="$5" -v hz="$CLK_TCK" -v u="$7" -v s="$8" \
+    'BEGIN{o=(b1-b0)/hz-u-s; if(o<0)o=0; printf "%.2f", o}')
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$6" "$7" "$8" "$9" "$3" "$REP" "$other" >> "$RES"
+  log "    wall ${6}s user ${7}s sys ${8}s rss $(( $9 / 1024 ))MiB (other processes: ${other} CPU s)"
 }
 size_of() { # size_of TOOL METRIC DIR : apparent and allocated bytes
   local a b
@@ -172,7 +192,7 @@ EOF
 }
 
 run_blobstore() {
-  STORE=$W/blobstore
+  STORE=$W/blobstore; rm -rf "$STORE"
   measure blobstore init 0 "$BLOBCTL" --store "$STORE" init || die "blobctl init failed"
   # one `bash -c` per phase ($0=blobctl $1=store $2=outdir), one output file per put
   local f put_v1=() put_v2=() put_warm=()
@@ -225,13 +245,11 @@ run_blobstore() {
   local rd=${DIGEST[base.tar]}
   if measure blobstore ranges 0 "$BLOBCTL" --store "$STORE" bench-ranges "$rd" \
        --count "$RANGE_COUNT" --size "$RANGE_SIZE" --json; then
-    "$PY" - "$W/out/blobstore.ranges.out" >> "$EXTRA" <<'EOF' || log "bench-ranges: could not parse JSON output"
+    "$PY" - "$W/out/blobstore.ranges.out" "$REP" >> "$EXTRA" <<'EOF' || log "bench-ranges: could not parse JSON output"
 import json, sys
 txt = open(sys.argv[1]).read()
 d = json.loads(txt[txt.index("{"):txt.rindex("}") + 1])
-print("ranges.bytes\t%d" % int(d["bytes"]))
-print("ranges.seconds\t%.6f" % float(d["seconds"]))
-if "mbPerSecond" in d: print("ranges.mbPerSecond\t%s" % d["mbPerSecond"])
+print("ranges.%s\t%d %.6f %s" % (sys.argv[2], int(d["bytes"]), float(d["seconds"]), d.get("mbPerSecond", "-")))
 EOF
   else
     log "bench-ranges unavailable: 1 MiB range reads reported as n/a"
@@ -240,28 +258,36 @@ EOF
 
 # ---------------------------------------------------------- BlobStore sweep ---
 run_sweep() {
-  local avgs=${SWEEP_AVGS:-16384,32768,65536,131072,262144} avg min max
-  local all_puts=() f
-  for f in "${V1_FILES[@]}" "${V2_FILES[@]}"; do all_puts+=("\"\$0\" --store \"\$1\" put $f > /dev/null"); done
-  local script; script=$(join_cmds "${all_puts[@]}")
+  local avgs=${SWEEP_AVGS:-16384,32768,65536,131072,262144} levels=${SWEEP_LEVELS:-default}
+  local avg min max level id lv=() f puts_v1=() puts_v2=()
+  for f in "${V1_FILES[@]}"; do puts_v1+=("\"\$0\" --store \"\$1\" put $f > /dev/null"); done
+  for f in "${V2_FILES[@]}"; do puts_v2+=("\"\$0\" --store \"\$1\" put $f > /dev/null"); done
   warm "${ALL_FILES[@]/#/$CORPUS/}"
-  for avg in ${avgs//,/ }; do
-    min=$((avg / 4)); max=$((avg * 4))
-    STORE=$W/sweep-$avg
-    measure blobstore "sweep_init_$avg" 0 "$BLOBCTL" --store "$STORE" init \
-      --min-chunk "$min" --avg-chunk "$avg" --max-chunk "$max" || die "blobctl init --avg-chunk $avg failed"
-    measure blobstore "sweep_$avg" "$ALL_BYTES" bash -c "$script" "$BLOBCTL" "$STORE" \
-      || die "blobctl put failed for avg $avg"
-    size_of blobstore "sweep_stored_$avg" "$STORE"
-    blob_df "sweep_$avg"
-    extra "sweep.$avg" "$min,$avg,$max"
-    rm -rf "$STORE"
+  for level in ${levels//,/ }; do
+    lv=(); [ "$level" = default ] || lv=(--level "$level")
+    for avg in ${avgs//,/ }; do
+      min=$((avg / 4)); max=$((avg * 4)); id=L$level-$avg
+      STORE=$W/sweep-$id; rm -rf "$STORE"
+      measure blobstore "sweep_init_$id" 0 "$BLOBCTL" --store "$STORE" init \
+        --min-chunk "$min" --avg-chunk "$avg" --max-chunk "$max" "${lv[@]}" \
+        || die "blobctl init --avg-chunk $avg ${lv[*]} failed"
+      measure blobstore "sweep_v1_$id" "$V1_BYTES" bash -c "$(join_cmds "${puts_v1[@]}")" "$BLOBCTL" "$STORE" \
+        || die "blobctl put (v1) failed for $id"
+      size_of blobstore "sweep_stored_v1_$id" "$STORE"
+      measure blobstore "sweep_v2_$id" "$V2_BYTES" bash -c "$(join_cmds "${puts_v2[@]}")" "$BLOBCTL" "$STORE" \
+        || die "blobctl put (v2) failed for $id"
+      size_of blobstore "sweep_stored_v2_$id" "$STORE"
+      blob_df "sweep_$id"
+      extra "sweep.$id" "$level $min,$avg,$max"
+      rm -rf "$STORE"
+    done
   done
 }
 
 # ------------------------------------------------------------------ restic ---
 run_restic() {
   local R=$W/restic T=$W/restic-restore
+  rm -rf "$R" "$T" "$W/restic-cache"
   export RESTIC_PASSWORD=bench
   local RC=(restic --repo "$R" --cache-dir "$W/restic-cache")
   measure restic init 0 "${RC[@]}" init --repository-version 2 || die "restic init failed"
@@ -294,6 +320,7 @@ run_restic() {
 # -------------------------------------------------------------------- borg ---
 run_borg() {
   local R=$W/borg T=$W/borg-extract
+  rm -rf "$R" "$T" "$W/borg-base"
   export BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes BORG_RELOCATED_REPO_ACCESS_IS_OK=yes
   export BORG_BASE_DIR=$W/borg-base
   mkdir -p "$BORG_BASE_DIR"
@@ -313,15 +340,15 @@ run_borg() {
   size_of borg stored_warm "$R"
   mkdir -p "$T"
   warm_dir "$R"
-  local tf=$W/out/borg.read.time rc=0
-  log "borg: read"
+  local tf=$W/out/borg.read.time rc=0 busy0 busy1
+  log "borg: read${REPEAT_TAG:-}"
+  busy0=$(cpu_busy_ticks)
   (cd "$T" && /usr/bin/time -f '%e %U %S %M' -o "$tf" borg extract "$R::warm" \
      > "$W/out/borg.read.out" 2> "$W/out/borg.read.err") || rc=$?
+  busy1=$(cpu_busy_ticks)
   [ "$rc" = 0 ] || { tail -n 15 "$W/out/borg.read.err" >&2; die "borg extract failed"; }
   # shellcheck disable=SC2046
-  set -- $(tail -n 1 "$tf")
-  printf 'borg\tread\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$ALL_BYTES" >> "$RES"
-  log "    wall ${1}s user ${2}s sys ${3}s rss $(( $4 / 1024 ))MiB"
+  record borg read "$ALL_BYTES" "$busy0" "$busy1" $(tail -n 1 "$tf")
   local n; n=$(find "$T" -type f -name '*.tar' | wc -l)
   [ "$n" = "${#ALL_FILES[@]}" ] || log "WARNING: borg extracted $n tar files, expected ${#ALL_FILES[@]}"
   rm -rf "$T"
@@ -347,16 +374,24 @@ run_floors() {
 
 # --------------------------------------------------------------------- run ---
 START=$(date +%s)
-if [ "$CHUNK_SWEEP" = 1 ]; then
-  run_sweep
-else
-  want blobstore && run_blobstore
-  want restic && run_restic
-  want borg && run_borg
-  want floors && run_floors
+b0=$(cpu_busy_ticks); sleep 1; b1=$(cpu_busy_ticks)
+if [ $(( (b1 - b0) * 4 )) -gt $(( CLK_TCK * $(nproc) )) ]; then
+  log "WARNING: the machine is $(( (b1 - b0) * 100 / CLK_TCK / $(nproc) ))% busy before the start; other work will distort the figures"
 fi
+for REP in $(seq 1 "$REPEAT"); do
+  [ "$REPEAT" -gt 1 ] && REPEAT_TAG=" (run $REP/$REPEAT)"
+  if [ "$CHUNK_SWEEP" = 1 ]; then
+    run_sweep
+  else
+    if want blobstore; then run_blobstore; rm -rf "$W/blobstore"; fi
+    if want restic; then run_restic; rm -rf "$W/restic" "$W/restic-cache"; fi
+    if want borg; then run_borg; rm -rf "$W/borg" "$W/borg-base"; fi
+    want floors && run_floors
+  fi
+done
 extra elapsed_s "$(( $(date +%s) - START ))"
 extra cores "$(nproc)"
+extra repeat "$REPEAT"
 
 # ------------------------------------------------------------------ report ---
 "$PY" - "$RES" "$SIZES" "$EXTRA" "$CHUNK_SWEEP" "${OUT_JSON:-}" \
@@ -365,29 +400,39 @@ import json, sys
 res_f, sizes_f, extra_f, sweep, out_json = sys.argv[1:6]
 v1_bytes, v2_bytes, all_bytes = map(int, sys.argv[6:9])
 corpus = sys.argv[9]
-runs = {}
-for line in open(res_f):
-    tool, phase, wall, user, sys_, rss, nbytes = line.rstrip("\n").split("\t")
-    wall, user, sys_ = float(wall), float(user), float(sys_)
-    nbytes = int(nbytes)
-    runs[(tool, phase)] = dict(wall_s=wall, user_s=user, sys_s=sys_, cpu_s=round(user + sys_, 2),
-                               peak_rss_mib=round(int(rss) / 1024, 1), input_bytes=nbytes,
-                               mb_per_s=(round(nbytes / 1e6 / wall, 1) if nbytes and wall > 0 else None))
-sizes = {}
-for line in open(sizes_f):
-    tool, metric, v = line.rstrip("\n").split("\t")
-    sizes.setdefault(tool, {})[metric] = int(v)
 extra = {}
 for line in open(extra_f):
     k, v = line.rstrip("\n").split("\t", 1)
     extra[k] = v
-# range reads: throughput from the tool's own bytes/seconds
-if "ranges.bytes" in extra and ("blobstore", "ranges") in runs:
+all_runs = {}
+for line in open(res_f):
+    tool, phase, wall, user, sys_, rss, nbytes, rep, other = line.rstrip("\n").split("\t")
+    wall, user, sys_ = float(wall), float(user), float(sys_)
+    nbytes = int(nbytes)
+    all_runs.setdefault((tool, phase), []).append(
+        dict(wall_s=wall, user_s=user, sys_s=sys_, cpu_s=round(user + sys_, 2),
+             peak_rss_mib=round(int(rss) / 1024, 1), input_bytes=nbytes, run=int(rep),
+             other_cpu_s=float(other),
+             mb_per_s=(round(nbytes / 1e6 / wall, 1) if nbytes and wall > 0 else None)))
+ncores = int(extra.get("cores", "1"))
+runs = {}
+for key, lst in all_runs.items():
+    best = dict(min(lst, key=lambda r: r["wall_s"]))   # best of REPEAT runs
+    best["runs"] = len(lst)
+    best["worst_wall_s"] = max(r["wall_s"] for r in lst)
+    best["peak_rss_mib"] = max(r["peak_rss_mib"] for r in lst)
+    runs[key] = best
+sizes = {}
+for line in open(sizes_f):
+    tool, metric, v = line.rstrip("\n").split("\t")
+    sizes.setdefault(tool, {})[metric] = int(v)
+# range reads: throughput from the tool's own bytes/seconds (best run)
+rr = [tuple(v.split()) for k, v in extra.items() if k.startswith("ranges.")]
+rr = [(int(b), float(t), m) for b, t, m in rr if float(t) > 0]
+if rr and ("blobstore", "ranges") in runs:
+    b, t, m = max(rr, key=lambda x: x[0] / x[1])
     r = runs[("blobstore", "ranges")]
-    r["input_bytes"] = int(extra["ranges.bytes"])
-    secs = float(extra["ranges.seconds"])
-    r["mb_per_s"] = round(int(extra["ranges.bytes"]) / 1e6 / secs, 1) if secs > 0 else None
-    r["tool_seconds"] = secs
+    r.update(input_bytes=b, tool_seconds=t, mb_per_s=round(b / 1e6 / t, 1), tool_mb_per_s=m)
 
 def fmt(v, nd=1):
     if v is None: return "n/a"
@@ -398,24 +443,32 @@ def ratio(a, b):
     return round(a / b, 2) if (a is not None and b not in (None, 0)) else None
 
 out = dict(corpus=corpus, input_bytes=dict(v1=v1_bytes, v2=v2_bytes, all=all_bytes),
-           runs={f"{t}.{p}": v for (t, p), v in runs.items()}, sizes=sizes, extra=extra)
+           runs={f"{t}.{p}": v for (t, p), v in runs.items()},
+           all_runs={f"{t}.{p}": v for (t, p), v in all_runs.items()}, sizes=sizes, extra=extra)
 
 if sweep == "1":
     print()
-    print(f"Chunk-size sweep (blobctl; cold v1+v2 ingest of {all_bytes/1e6:,.1f} MB into a fresh store)")
-    hdr = f"{'min/avg/max (B)':<26}{'MB/s':>9}{'CPU s':>9}{'RSS MiB':>9}{'stored MB (du)':>16}{'df storedBytes':>16}"
+    print(f"Chunk-size sweep (blobctl; cold ingest of v1 then v2, {all_bytes/1e6:,.1f} MB, into a fresh store)")
+    hdr = (f"{'level':<8}{'min,avg,max (B)':<24}{'v1 MB/s':>9}{'v1+v2 MB/s':>11}{'CPU s':>8}{'RSS MiB':>9}"
+           f"{'stored v1 MB':>13}{'stored v2 MB':>13}{'df stored MB':>13}")
     print(hdr); print("-" * len(hdr))
     rows = []
     for k, v in extra.items():
         if not k.startswith("sweep."): continue
-        avg = k.split(".", 1)[1]
-        r = runs.get(("blobstore", f"sweep_{avg}"))
-        st = sizes.get("blobstore", {}).get(f"sweep_stored_{avg}")
-        df = sizes.get("blobstore", {}).get(f"df_storedBytes_sweep_{avg}")
-        rows.append(dict(min_avg_max=v, mb_per_s=r and r["mb_per_s"], cpu_s=r and r["cpu_s"],
-                         peak_rss_mib=r and r["peak_rss_mib"], stored_bytes=st, df_stored_bytes=df))
-        print(f"{v:<26}{fmt(r and r['mb_per_s']):>9}{fmt(r and r['cpu_s'],2):>9}"
-              f"{fmt(r and r['peak_rss_mib']):>9}{fmt(st and st/1e6):>16}{fmt(df and df/1e6):>16}")
+        sid = k.split(".", 1)[1]
+        level, mam = v.split(" ", 1)
+        r1 = runs.get(("blobstore", f"sweep_v1_{sid}")); r2 = runs.get(("blobstore", f"sweep_v2_{sid}"))
+        bs = sizes.get("blobstore", {})
+        st1, st2 = bs.get(f"sweep_stored_v1_{sid}"), bs.get(f"sweep_stored_v2_{sid}")
+        df = bs.get(f"df_storedBytes_sweep_{sid}")
+        both = (round(all_bytes / 1e6 / (r1["wall_s"] + r2["wall_s"]), 1) if r1 and r2 else None)
+        cpu = round(r1["cpu_s"] + r2["cpu_s"], 2) if r1 and r2 else None
+        rss = max(r1["peak_rss_mib"], r2["peak_rss_mib"]) if r1 and r2 else None
+        rows.append(dict(level=level, min_avg_max=mam, v1_mb_per_s=r1 and r1["mb_per_s"], v1v2_mb_per_s=both,
+                         cpu_s=cpu, peak_rss_mib=rss, stored_v1_bytes=st1, stored_v2_bytes=st2, df_stored_v2_bytes=df))
+        print(f"{level:<8}{mam:<24}{fmt(r1 and r1['mb_per_s']):>9}{fmt(both):>11}{fmt(cpu, 2):>8}{fmt(rss):>9}"
+              f"{fmt(st1 and st1/1e6):>13}{fmt(st2 and st2/1e6):>13}{fmt(df and df/1e6):>13}")
+    print("(stored = du -sb of the store; df stored = blobctl df storedBytes after v2)")
     out["sweep"] = rows
 else:
     def mbs(tool, phase):
@@ -460,12 +513,24 @@ else:
     out["table"] = table
 
     print()
-    hdr = f"{'tool':<11}{'phase':<9}{'wall s':>9}{'user s':>9}{'sys s':>9}{'CPU s':>9}{'CPU/wall':>9}{'RSS MiB':>9}{'MB/s':>9}"
+    rep_note = f" (best of {extra.get('repeat')} runs; worst wall shown)" if extra.get("repeat", "1") != "1" else ""
+    print("Per step: CPU seconds, peak RSS; 'other CPU' = CPU used by other processes meanwhile" + rep_note)
+    hdr = (f"{'tool':<11}{'phase':<10}{'wall s':>8}{'user s':>8}{'sys s':>8}{'CPU s':>8}{'CPU/wall':>9}"
+           f"{'RSS MiB':>9}{'MB/s':>10}{'other CPU':>10}" + (f"{'worst s':>9}" if rep_note else ""))
     print(hdr); print("-" * len(hdr))
+    disturbed = []
     for (t, p), r in runs.items():
         util = r["cpu_s"] / r["wall_s"] if r["wall_s"] > 0 else None
-        print(f"{t:<11}{p:<9}{r['wall_s']:>9.2f}{r['user_s']:>9.2f}{r['sys_s']:>9.2f}{r['cpu_s']:>9.2f}"
-              f"{fmt(util, 2):>9}{r['peak_rss_mib']:>9.1f}{fmt(r['mb_per_s']):>9}")
+        flag = r["other_cpu_s"] > 0.1 * ncores * max(r["wall_s"], 0.1)
+        if flag: disturbed.append(f"{t} {p}")
+        print(f"{t:<11}{p:<10}{r['wall_s']:>8.2f}{r['user_s']:>8.2f}{r['sys_s']:>8.2f}{r['cpu_s']:>8.2f}"
+              f"{fmt(util, 2):>9}{r['peak_rss_mib']:>9.1f}{fmt(r['mb_per_s']):>10}"
+              f"{r['other_cpu_s']:>9.2f}{'!' if flag else ' '}"
+              + (f"{r['worst_wall_s']:>9.2f}" if rep_note else ""))
+    if disturbed:
+        print("WARNING: other processes used >10% of the machine during: " + ", ".join(disturbed)
+              + " -- rerun on an idle machine (or with REPEAT=3).")
+    out["disturbed_steps"] = disturbed
 
     # targets
     def check(name, value, limit, op):
@@ -511,7 +576,8 @@ else:
     if "blobstore" in ran:
         notes.append("blobstore: whole-blob reads are `get DIGEST > /dev/null`; range reads are bench-ranges "
                      "over base.tar (MB/s from its own bytes/seconds).")
-    notes.append("each step runs once after a `cat FILES > /dev/null` warm-up; the page cache is not dropped.")
+    notes.append("each step runs %s after a `cat FILES > /dev/null` warm-up; the page cache is not dropped."
+                 % ("once" if extra.get("repeat", "1") == "1" else "%s times (fresh repos), best shown" % extra["repeat"]))
     for n in notes: print("note: " + n)
     out["notes"] = notes
 

@@ -26,6 +26,7 @@ public final class IngestSession: @unchecked Sendable {
     /// Called on the appending thread with the byte count so far.
     public var progress: ((UInt64) -> Void)?
 
+    /// The blob digest over every byte cut into chunks so far (owned by the stage).
     private var hasher = SHA256Hasher()
     private let segmentCapacity: Int
     private var segments: [UnsafeMutableRawBufferPointer]
@@ -58,6 +59,19 @@ public final class IngestSession: @unchecked Sendable {
     deinit {
         stageGroup.wait()
         for s in segments { s.deallocate() }
+        arena?.deallocate()
+    }
+
+    /// The stage's output buffer for compressed chunks, kept for the session: allocating
+    /// and freeing megabytes per segment from several threads inflates glibc's heaps.
+    private var arena: UnsafeMutableRawBufferPointer?
+
+    private func compressionArena(atLeast size: Int) -> UnsafeMutableRawBufferPointer {
+        if let arena, arena.count >= size { return arena }
+        arena?.deallocate()
+        let fresh = UnsafeMutableRawBufferPointer.allocate(byteCount: max(size, ZstdCompressor.bound(segmentCapacity)), alignment: 64)
+        arena = fresh
+        return fresh
     }
 
     // MARK: - Appending
@@ -71,7 +85,6 @@ public final class IngestSession: @unchecked Sendable {
             let n = min(room, rest.count)
             let segment = segments[active]
             (segment.baseAddress! + filled).copyMemory(from: rest.baseAddress!, byteCount: n)
-            hasher.update(UnsafeRawBufferPointer(rebasing: rest[..<n]))
             filled += n
             size += UInt64(n)
             rest = UnsafeRawBufferPointer(rebasing: rest[n...])
@@ -84,18 +97,23 @@ public final class IngestSession: @unchecked Sendable {
         try bytes.withUnsafeBytes { (raw) in try append(raw) }
     }
 
-    /// Reads `fd` to its end, appending everything.
+    /// Reads `fd` to its end, appending everything. Reads land straight in the segment
+    /// buffer: no intermediate copy.
     public func append(contentsOf fd: Int32) throws {
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 64)
-        defer { buffer.deallocate() }
+        precondition(!finished, "append after commit or abort")
+        try throwStageError()
         while true {
-            let n = read(fd, buffer.baseAddress!, buffer.count)
+            let room = segmentCapacity - filled
+            let n = read(fd, segments[active].baseAddress! + filled, min(room, 4 << 20))
             if n < 0 {
                 if errno == EINTR { continue }
                 throw BlobStoreError.io("read input")
             }
             if n == 0 { return }
-            try append(UnsafeRawBufferPointer(rebasing: buffer[..<n]))
+            filled += n
+            size += UInt64(n)
+            if filled == segmentCapacity { try flushSegment(isFinal: false) }
+            progress?(size)
         }
     }
 
@@ -153,15 +171,24 @@ public final class IngestSession: @unchecked Sendable {
             let s = i == 0 ? 0 : ends[i - 1]
             return (s, ends[i] - s)
         }
-        // 1. Chunk keys, on all cores.
+        // 1. Chunk keys, on all cores, and beside them the blob's own digest over the same
+        //    bytes (iteration 0, the longest, so it starts first). Segments reach this stage
+        //    in order, so the blob digest sees the bytes in order.
         var keys = [Digest](repeating: Digest(w0: 0, w1: 0, w2: 0, w3: 0), count: count)
+        var blobHasher = hasher
         keys.withUnsafeMutableBufferPointer { out in
             let outBase = out.baseAddress!
-            parallelFor(count) { i in
+            parallelFor(count + 1) { job in
+                if job == 0 {
+                    blobHasher.update(UnsafeRawBufferPointer(start: base, count: ends[count - 1]))
+                    return
+                }
+                let i = job - 1
                 let r = range(i)
                 outBase[i] = SHA256Hasher.hash(UnsafeRawBufferPointer(start: base + r.start, count: r.length))
             }
         }
+        hasher = blobHasher
         // 2. Which are new: not in the index with a count, not written by this session, and
         //    not an earlier chunk of this same segment. A chunk whose count is zero is
         //    treated as new: GC may remove it at any moment (see `Lease`).
@@ -189,8 +216,7 @@ public final class IngestSession: @unchecked Sendable {
                 slotOffsets.append(arenaSize)
                 arenaSize += ZstdCompressor.bound(range(i).length)
             }
-            let arena = UnsafeMutableRawBufferPointer.allocate(byteCount: max(arenaSize, 1), alignment: 64)
-            defer { arena.deallocate() }
+            let arena = compressionArena(atLeast: arenaSize)
             let level = store.config.compressionLevel
             var records = [PendingRecord](repeating: PendingRecord(key: keys[0], flags: [], rawSize: 0, payload: UnsafeRawBufferPointer(start: nil, count: 0), checksum: 0), count: newIndices.count)
             records.withUnsafeMutableBufferPointer { out in

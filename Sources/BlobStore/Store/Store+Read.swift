@@ -18,6 +18,9 @@ extension Store {
         let first = blob.chunkIndex(containing: wanted.lowerBound)
         let last = blob.chunkIndex(containing: wanted.upperBound - 1)
         let batchBytes = 8 << 20
+        // One buffer for every batch of this read (a batch is at most 8 MiB + one chunk).
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: batchBytes + config.chunking.maxSize, alignment: 64)
+        defer { buffer.deallocate() }
         var next = first
         while next <= last {
             // A batch: consecutive chunks up to ~8 MiB of raw bytes.
@@ -27,14 +30,13 @@ extension Store {
                 bytes += blob.chunkEnds[end] - blob.chunkStart(end)
                 end += 1
             }
-            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(bytes), alignment: 64)
-            defer { buffer.deallocate() }
-            try readChunks(of: blob, digest: digest, indices: next..<end, into: buffer, verify: verify)
+            let batch = UnsafeMutableRawBufferPointer(rebasing: buffer[..<Int(bytes)])
+            try readChunks(of: blob, digest: digest, indices: next..<end, into: batch, verify: verify)
             // Trim the batch to the requested range.
             let batchStart = blob.chunkStart(next)
             let from = Int(max(wanted.lowerBound, batchStart) - batchStart)
             let to = Int(min(wanted.upperBound, blob.chunkEnds[end - 1]) - batchStart)
-            try sink(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(buffer)[from..<to]))
+            try sink(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(batch)[from..<to]))
             next = end
         }
     }
