@@ -97,6 +97,11 @@ extension Store {
         }
         try txn.delete("blobs", digest.key)
         try GarbageQueue.remove(txn, .blob, digest)
+        // A manifest's references to its config, layers and child manifests go with it.
+        if let children = try edges(txn, of: digest) {
+            try txn.delete("edges", digest.key)
+            for child in children { try release(txn, child) }
+        }
         var totals = try Store.totals(txn)
         totals.blobs -= 1
         totals.logicalBytes -= blob.size

@@ -1,0 +1,95 @@
+/// A volume: named, or anonymous (created for one container and removed with it).
+public struct VolumeInfo: Sendable, Equatable, Codable {
+    public var name: String
+    public var anonymous: Bool
+    /// The volume's content as a tar blob, once something was imported into it.
+    public var snapshot: Digest?
+    /// Containers that mount it.
+    public var users: UInt64
+    public var createdAt: UInt64
+
+    func encoded() -> [UInt8] {
+        var w = BinaryWriter()
+        w.u8(anonymous ? 1 : 0)
+        w.u8(snapshot == nil ? 0 : 1)
+        w.digest(snapshot ?? Digest(w0: 0, w1: 0, w2: 0, w3: 0))
+        w.u64(users)
+        w.u64(createdAt)
+        return w.bytes
+    }
+
+    init(name: String, anonymous: Bool, snapshot: Digest?, users: UInt64, createdAt: UInt64) {
+        self.name = name
+        self.anonymous = anonymous
+        self.snapshot = snapshot
+        self.users = users
+        self.createdAt = createdAt
+    }
+
+    init(name: String, decoding raw: UnsafeRawBufferPointer) throws {
+        var r = BinaryReader(raw, what: "volume \(name)")
+        self.name = name
+        anonymous = try r.u8() != 0
+        let has = try r.u8() != 0
+        let d = try r.digest()
+        snapshot = has ? d : nil
+        users = try r.u64()
+        createdAt = try r.u64()
+    }
+}
+
+/// A container: its image, its read-write layer (the last committed diff) and its mounts.
+public struct ContainerInfo: Sendable, Equatable, Codable {
+    public var name: String
+    public var image: String
+    public var manifest: Digest
+    public var diff: Digest?
+    public var mounts: [Mount]
+    public var createdAt: UInt64
+
+    public struct Mount: Sendable, Equatable, Codable {
+        public var volume: String
+        public var path: String
+        public var anonymous: Bool
+    }
+
+    func encoded() -> [UInt8] {
+        var w = BinaryWriter()
+        w.string(image)
+        w.digest(manifest)
+        w.u8(diff == nil ? 0 : 1)
+        w.digest(diff ?? Digest(w0: 0, w1: 0, w2: 0, w3: 0))
+        w.u64(createdAt)
+        w.u32(UInt32(mounts.count))
+        for m in mounts {
+            w.string(m.volume)
+            w.string(m.path)
+            w.u8(m.anonymous ? 1 : 0)
+        }
+        return w.bytes
+    }
+
+    init(name: String, image: String, manifest: Digest, diff: Digest?, mounts: [Mount], createdAt: UInt64) {
+        self.name = name
+        self.image = image
+        self.manifest = manifest
+        self.diff = diff
+        self.mounts = mounts
+        self.createdAt = createdAt
+    }
+
+    init(name: String, decoding raw: UnsafeRawBufferPointer) throws {
+        var r = BinaryReader(raw, what: "container \(name)")
+        self.name = name
+        image = try r.string()
+        manifest = try r.digest()
+        let has = try r.u8() != 0
+        let d = try r.digest()
+        diff = has ? d : nil
+        createdAt = try r.u64()
+        mounts = []
+        for _ in 0..<Int(try r.u32()) {
+            mounts.append(Mount(volume: try r.string(), path: try r.string(), anonymous: try r.u8() != 0))
+        }
+    }
+}
