@@ -10,11 +10,16 @@ import Foundation
 /// claim so no writer can adopt it meanwhile.
 public struct GarbageCollector: Sendable {
     public let store: Store
+    /// A pack is compacted once at least this share of its bytes is dead.
+    public var compactionThreshold: Double
 
-    public init(store: Store) { self.store = store }
+    public init(store: Store, compactionThreshold: Double = 0.5) {
+        self.store = store
+        self.compactionThreshold = compactionThreshold
+    }
 
     public func collect(dryRun: Bool = false) throws -> GCReport {
-        let (report, doomed) = try store.collectGarbage(dryRun: dryRun) { candidates in
+        let (report, doomed, stats) = try store.collectGarbage(dryRun: dryRun) { candidates in
             // Claim the empty packs now, inside the transaction, so none is adopted before
             // the commit. A pack still being written (locked) is skipped.
             candidates.compactMap { try? store.packs.claim(pack: $0) }
@@ -29,7 +34,30 @@ public struct GarbageCollector: Sendable {
                 }
             }
         }
+        let removed = Set(doomed.map(\.id))
+        try compactPacks(&final, stats: stats.filter { !removed.contains($0.key) }, dryRun: dryRun)
         final.dryRun = dryRun
         return final
+    }
+
+    /// Compacts packs past the dead-share threshold. Only packs nobody appends to (claimed)
+    /// and untouched since the oldest live lease began, since an unfinished ingest's chunks
+    /// are not in the index yet and would not be copied.
+    private func compactPacks(_ report: inout GCReport, stats: [UInt64: PackStats], dryRun: Bool) throws {
+        let oldestLease = try store.oldestLiveLease() ?? UInt64.max
+        for (id, size) in try store.packs.packs() {
+            guard let s = stats[id], s.liveChunks > 0, size > 0 else { continue }
+            let dead = size > s.liveBytes ? size - s.liveBytes : 0
+            guard Double(dead) / Double(size) >= compactionThreshold else { continue }
+            guard let claim = try store.packs.claim(pack: id), claim.modifiedAt + 2 < oldestLease else { continue }
+            if dryRun {
+                report.packsCompacted += 1
+                report.compactionBytesReclaimed += dead
+                continue
+            }
+            let result = try store.compact(claim, size: size)
+            report.packsCompacted += 1
+            report.compactionBytesReclaimed += result.bytesReclaimed
+        }
     }
 }

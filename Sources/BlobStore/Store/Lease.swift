@@ -94,6 +94,13 @@ extension Store {
         try index.write { txn in try Store.releaseLease(txn, id) }
     }
 
+    /// When the oldest live lease was taken (seconds since 1970), or nil when none is live.
+    /// A pack last written before then holds no chunk of an unfinished ingest.
+    public func oldestLiveLease() throws -> UInt64? {
+        let now = UInt64(time(nil))
+        return try leases().filter { $0.isAlive(now: now) }.map(\.createdAt).min()
+    }
+
     /// Every lease, alive or not.
     public func leases() throws -> [Lease] {
         try index.read { txn in try Store.leases(txn) }

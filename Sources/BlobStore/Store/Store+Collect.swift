@@ -9,11 +9,19 @@ extension Store {
     /// `dryRun`). Packs left without live chunks and not written since the oldest live
     /// lease began are offered to `claimPacks`; those it claims lose their stats record
     /// and are returned for the caller to unlink after the commit.
-    package func collectGarbage(dryRun: Bool, claimPacks: ([UInt64]) -> [PackClaim]) throws -> (GCReport, [PackClaim]) {
-        var outcome: (GCReport, [PackClaim])?
+    /// Also returns every pack's accounting as it stands after the collection (for a dry run,
+    /// as it would), so compaction can be planned on it.
+    package func collectGarbage(dryRun: Bool, claimPacks: ([UInt64]) -> [PackClaim]) throws -> (GCReport, [PackClaim], [UInt64: PackStats]) {
+        var outcome: (GCReport, [PackClaim], [UInt64: PackStats])?
         do {
             try index.write { txn in
-                outcome = try Store.collect(txn, store: self, dryRun: dryRun, claimPacks: claimPacks)
+                let (report, claims) = try Store.collect(txn, store: self, dryRun: dryRun, claimPacks: claimPacks)
+                var stats: [UInt64: PackStats] = [:]
+                try txn.scan("packs") { k, v in
+                    stats[UInt64(bigEndianKey: k)] = try PackStats(decoding: v)
+                    return true
+                }
+                outcome = (report, claims, stats)
                 if dryRun { throw DryRunAbort() }
             }
         } catch is DryRunAbort {}
@@ -23,24 +31,23 @@ extension Store {
     private static func collect(_ txn: borrowing LMDBTransaction, store: Store, dryRun: Bool, claimPacks: ([UInt64]) -> [PackClaim]) throws -> (GCReport, [PackClaim]) {
         var report = GCReport(dryRun: dryRun)
         let floor = try collectableBelow(txn)
-        var blobs: [Digest] = []
-        try GarbageQueue.scan(txn) { kind, key, gen in
-            if gen >= floor {
-                report.deferred += 1
-            } else if kind == .blob {
-                blobs.append(key)
+        // Blobs first, round after round: deleting a manifest releases its children, which
+        // may then be garbage too; their chunks are collected in this same pass.
+        while true {
+            var blobs: [Digest] = []
+            try GarbageQueue.scan(txn) { kind, key, gen in
+                if kind == .blob && gen < floor { blobs.append(key) }
+                return true
             }
-            return true
-        }
-        // Blobs first: deleting one can drop chunk counts to zero, and those chunks are
-        // collected in this same pass.
-        for digest in blobs {
-            try GarbageQueue.remove(txn, .blob, digest)
-            guard let raw = try txn.get("blobs", digest.key) else { continue }
-            let blob = try BlobRecord(decoding: raw)
-            if blob.isReferenced { continue }
-            _ = try deleteBlob(txn, digest, blob)
-            report.blobsFreed += 1
+            if blobs.isEmpty { break }
+            for digest in blobs {
+                try GarbageQueue.remove(txn, .blob, digest)
+                guard let raw = try txn.get("blobs", digest.key) else { continue }
+                let blob = try BlobRecord(decoding: raw)
+                if blob.isReferenced { continue }
+                _ = try deleteBlob(txn, digest, blob)
+                report.blobsFreed += 1
+            }
         }
         var chunks: [Digest] = []
         let floorAfter = try collectableBelow(txn)
@@ -70,6 +77,10 @@ extension Store {
         }
         try Store.setTotals(txn, totals)
         for (id, s) in packStats { try Store.setPackStats(txn, id, s) }
+        try GarbageQueue.scan(txn) { _, _, _ in
+            report.deferred += 1
+            return true
+        }
 
         // Packs with nothing live. A pack may also hold chunks of ingests that have not
         // committed: those ingests hold leases, and wrote to the pack after taking them, so

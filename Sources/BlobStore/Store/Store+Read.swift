@@ -90,7 +90,27 @@ extension Store {
                 }
             }
         }
-        if let failure = errors.lazy.compactMap({ $0 }).first { throw failure }
+        // A chunk may have moved (compaction) between the location lookup and the read:
+        // look such chunks up again and retry once before calling it damage.
+        let failed = errors.indices.filter { errors[$0] != nil }
+        if failed.isEmpty { return }
+        let fresh = try index.read { txn in
+            try failed.map { j -> ChunkLocation? in
+                guard let raw = try txn.get("chunks", blob.chunks[indices.lowerBound + j].key) else { return nil }
+                return try ChunkRecord(decoding: raw).location
+            }
+        }
+        for (j, location) in zip(failed, fresh) {
+            guard let location, location != locations[j] else { throw errors[j]! }
+            let i = indices.lowerBound + j
+            let start = Int(blob.chunkStart(i) - base)
+            let length = Int(blob.chunkEnds[i] - blob.chunkStart(i))
+            do {
+                try readChunk(blob.chunks[i], at: location, into: UnsafeMutableRawBufferPointer(rebasing: buffer[start..<start + length]), verify: verify)
+            } catch let error as BlobStoreError {
+                throw BlobStoreError(error.code, "blob \(digest): chunk \(i) (\(blob.chunks[i])): \(error.message)", errno: error.errno)
+            }
+        }
     }
 
     /// Reads one chunk's record from its pack and checks it: the header's magic and CRC, the

@@ -1,0 +1,82 @@
+import Foundation
+
+/// Pack compaction: the live records of a mostly-dead pack are copied to this process's
+/// current pack, the index is switched to the copies in one transaction, and the old file
+/// is unlinked afterwards.
+///
+/// Crash safety follows from the order: copies are durable before the switch commits; a
+/// crash before the commit leaves unreferenced copies (collected later as dead bytes), a
+/// crash after it leaves an old pack with nothing live (removed by the next `gc`).
+extension Store {
+    public struct CompactionResult: Sendable, Equatable, Codable {
+        public var pack: UInt64
+        public var chunksMoved: Int
+        public var bytesMoved: UInt64
+        public var bytesReclaimed: UInt64
+    }
+
+    /// Compacts pack `claim.id`, which the caller holds exclusively.
+    package func compact(_ claim: PackClaim, size: UInt64) throws -> CompactionResult {
+        let id = claim.id
+        // 1. Which records does the index still point at? Their payloads are gathered in
+        //    one buffer (a pack is at most the size limit).
+        var live: [(offset: UInt64, record: PendingRecord, at: Int)] = []
+        var gathered: [UInt8] = []
+        _ = try index.read { txn in
+            try PackScanner(backend: packs, id: id, size: size).scan { record in
+                guard record.payloadIntact, let raw = try txn.get("chunks", record.header.key.key) else { return }
+                let chunk = try ChunkRecord(decoding: raw)
+                guard chunk.location.packID == id, chunk.location.offset == record.offset else { return }
+                let pending = PendingRecord(key: record.header.key, flags: record.header.flags, rawSize: record.header.rawSize,
+                                            payload: UnsafeRawBufferPointer(start: nil, count: 0), checksum: record.header.checksum)
+                live.append((record.offset, pending, gathered.count))
+                gathered.append(contentsOf: record.payload)
+            }
+        }
+        // 2. Copy them, durably. Payloads are appended as they are: no recompression.
+        var newLocations: [ChunkLocation] = []
+        if !live.isEmpty {
+            newLocations = try gathered.withUnsafeBytes { all in
+                var batch: [PendingRecord] = []
+                for (i, entry) in live.enumerated() {
+                    let end = i + 1 < live.count ? live[i + 1].at : all.count
+                    var r = entry.record
+                    r.payload = UnsafeRawBufferPointer(rebasing: all[entry.at..<end])
+                    batch.append(r)
+                }
+                return try packs.append(batch)
+            }
+            try packs.sync()
+        }
+        // 3. Switch the index to the copies, where it still points at the originals.
+        var moved = 0
+        var bytesMoved: UInt64 = 0
+        try index.write { txn in
+            var stats: [UInt64: PackStats] = [:]
+            for (entry, location) in zip(live, newLocations) {
+                var n = try stats[location.packID] ?? Store.packStats(txn, location.packID)
+                let k = entry.record.key.key
+                if let raw = try txn.get("chunks", k), var chunk = try? ChunkRecord(decoding: raw),
+                   chunk.location.packID == id, chunk.location.offset == entry.offset {
+                    chunk.location = location
+                    try txn.put("chunks", k, chunk.encoded())
+                    n.liveBytes += location.recordSize
+                    n.liveChunks += 1
+                    stats[location.packID] = n
+                    moved += 1
+                    bytesMoved += location.recordSize
+                } else {
+                    n.deadBytes += location.recordSize
+                    stats[location.packID] = n
+                }
+            }
+            stats[id] = nil
+            for (p, s) in stats { try Store.setPackStats(txn, p, s) }
+            try txn.delete("packs", id.bigEndianKey)
+        }
+        // 4. Nothing points into the old pack any more.
+        try packs.remove(pack: id)
+        withExtendedLifetime(claim) {}
+        return CompactionResult(pack: id, chunksMoved: moved, bytesMoved: bytesMoved, bytesReclaimed: size > bytesMoved ? size - bytesMoved : 0)
+    }
+}
