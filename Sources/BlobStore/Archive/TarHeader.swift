@@ -89,7 +89,7 @@ package struct TarHeader: Equatable, Sendable {
     /// is malformed or negative where that makes no sense.
     package init(parsing block: UnsafeRawBufferPointer) throws {
         var name = Self.text(block, Self.nameField)
-        let isUSTAR = block[257..<265].elementsEqual(Self.ustarMagic)
+        let isUSTAR = block[257..<263].elementsEqual(Self.ustarMagic.prefix(6))
         if isUSTAR {
             // GNU's "ustar  \0" magic reuses this area for other fields, so only POSIX ustar.
             let prefix = Self.text(block, Self.prefixField)
@@ -124,24 +124,22 @@ package struct TarHeader: Equatable, Sendable {
     }
 
     /// An octal field (surrounding spaces and NULs ignored, empty = 0) or a GNU base-256 one
-    /// (0x80 then a big-endian magnitude, or 0xff then a two's complement negative number).
+    /// (first byte 0x80 set: big-endian two's complement, sign in bit 6 of the first byte).
     /// nil when malformed or out of Int64's range.
     static func parseNumber(_ block: UnsafeRawBufferPointer, _ field: (Int, Int)) -> Int64? {
         let bytes = UnsafeRawBufferPointer(rebasing: block[field.0..<(field.0 + field.1)])
         let first = bytes[0]
         if first & 0x80 != 0 {
-            let negative = first == 0xff
-            guard first == 0x80 || negative else { return nil }
-            // Accumulate the bits below the marker byte as an unsigned magnitude.
+            // Base-256: bit 6 of the first byte is the sign; the rest of it is part of the number.
+            let invert: UInt8 = first & 0x40 != 0 ? 0xff : 0
             var value: UInt64 = 0
-            for (i, byte) in bytes.enumerated() {
-                let b = i == 0 ? (negative ? 0xff : 0) : byte
-                if i > 0 && value > (UInt64.max >> 8) && !negative { return nil }
-                value = value << 8 | UInt64(b)
-                if i < bytes.count - 8 && b != (negative ? 0xff : 0) { return nil }
+            for (i, raw) in bytes.enumerated() {
+                let byte = i == 0 ? (raw ^ invert) & 0x7f : raw ^ invert
+                guard value >> 56 == 0 else { return nil }
+                value = value << 8 | UInt64(byte)
             }
-            let result = Int64(bitPattern: value)
-            return negative == (result < 0) ? result : nil
+            guard value >> 63 == 0 else { return nil }
+            return invert == 0 ? Int64(value) : ~Int64(value)
         }
         var start = 0, end = bytes.count
         while start < end && (bytes[start] == 0x20 || bytes[start] == 0) { start += 1 }
@@ -220,12 +218,12 @@ package struct TarHeader: Equatable, Sendable {
             putOctal(block, field, value)
         } else {
             // GNU base-256: big-endian two's complement, first byte 0x80 (or 0xff if negative).
-            var v = UInt64(bitPattern: value)
+            var v = value
             for i in stride(from: field.0 + field.1 - 1, through: field.0, by: -1) {
                 block[i] = UInt8(truncatingIfNeeded: v)
-                v = value < 0 ? (v >> 8) | (0xff << 56) : v >> 8
+                v >>= 8
             }
-            block[field.0] = value < 0 ? 0xff : 0x80
+            if value >= 0 { block[field.0] |= 0x80 }
         }
     }
 

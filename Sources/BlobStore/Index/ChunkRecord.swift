@@ -47,6 +47,15 @@ public struct ChunkLocation: Sendable, Equatable {
     /// CRC32C of the stored payload.
     public var checksum: UInt32
 
+    public init(packID: UInt64, offset: UInt64, storedSize: UInt32, rawSize: UInt32, flags: ChunkFlags, checksum: UInt32) {
+        self.packID = packID
+        self.offset = offset
+        self.storedSize = storedSize
+        self.rawSize = rawSize
+        self.flags = flags
+        self.checksum = checksum
+    }
+
     /// Bytes the record takes in its pack, header included.
     public var recordSize: UInt64 { UInt64(PackFormat.recordHeaderSize) + UInt64(storedSize) }
 }

@@ -1,0 +1,111 @@
+/// What one image, container or volume costs: the bytes removing it would free (exclusive)
+/// and the bytes it shares with others, exact at chunk granularity.
+public struct ObjectUsage: Sendable, Equatable, Codable {
+    public enum Kind: String, Sendable, Codable { case image, container, volume }
+    public var kind: Kind
+    public var name: String
+    /// Sum of the sizes of the blobs it uses.
+    public var logicalBytes: UInt64
+    /// Pack bytes that removing it (and only it) would free.
+    public var exclusiveBytes: UInt64
+    /// Pack bytes of its chunks that something else uses too.
+    public var sharedBytes: UInt64
+}
+
+extension Store {
+    /// Usage of every image, container and volume.
+    ///
+    /// For each object the removal is simulated on an in-memory overlay of the counts: its
+    /// edges are dropped, blobs reaching zero release their children and chunks, and chunks
+    /// reaching zero are what it holds exclusively. The cost is the size of each object's
+    /// own closure, never a scan of the store.
+    public func objectUsage() throws -> [ObjectUsage] {
+        try index.read { txn in
+            var result: [ObjectUsage] = []
+            try txn.scan("images") { k, v in
+                let info = try Store.imageInfo(key: k, value: v)
+                result.append(try Store.usage(txn, .image, info.reference, roots: [info.manifest]))
+                return true
+            }
+            var anonymousOwned: [String: [Digest]] = [:]
+            var volumes: [VolumeInfo] = []
+            try txn.scan("volumes") { k, v in
+                let volume = try VolumeInfo(name: String(decoding: k, as: UTF8.self), decoding: v)
+                volumes.append(volume)
+                return true
+            }
+            try txn.scan("containers") { k, v in
+                let c = try ContainerInfo(name: String(decoding: k, as: UTF8.self), decoding: v)
+                var roots = [c.manifest] + (c.diff.map { [$0] } ?? [])
+                // Removing a container removes its anonymous volumes too.
+                for m in c.mounts where m.anonymous {
+                    if let s = volumes.first(where: { $0.name == m.volume })?.snapshot { roots.append(s) }
+                }
+                anonymousOwned[c.name] = roots
+                result.append(try Store.usage(txn, .container, c.name, roots: roots))
+                return true
+            }
+            for volume in volumes {
+                result.append(try Store.usage(txn, .volume, volume.name, roots: volume.snapshot.map { [$0] } ?? []))
+            }
+            return result
+        }
+    }
+
+    static func usage(_ txn: borrowing LMDBTransaction, _ kind: ObjectUsage.Kind, _ name: String, roots: [Digest]) throws -> ObjectUsage {
+        var blobRefs: [Digest: UInt64] = [:]
+        var chunkRefs: [Digest: UInt64] = [:]
+        var chunkSizes: [Digest: UInt64] = [:]
+        var usage = ObjectUsage(kind: kind, name: name, logicalBytes: 0, exclusiveBytes: 0, sharedBytes: 0)
+        var seen = Set<Digest>()
+        var pending = roots // one dropped reference each
+        while let digest = pending.popLast() {
+            guard let blob = try blob(txn, digest) else { continue }
+            let refs = (blobRefs[digest] ?? blob.references) - 1
+            blobRefs[digest] = refs
+            let firstVisit = seen.insert(digest).inserted
+            if firstVisit {
+                usage.logicalBytes += blob.size
+                for key in Set(blob.chunks) where chunkSizes[key] == nil {
+                    guard let raw = try txn.get("chunks", key.key) else { continue }
+                    let chunk = try ChunkRecord(decoding: raw)
+                    chunkSizes[key] = chunk.location.recordSize
+                    chunkRefs[key] = chunk.references
+                }
+            }
+            guard refs == 0, !blob.pinned else {
+                // Still held elsewhere: what it reaches is shared, but walk it for the totals.
+                if firstVisit, let children = try edges(txn, of: digest) {
+                    for child in children where !seen.contains(child) {
+                        try Store.walkShared(txn, child, &seen, &usage, &chunkSizes, &chunkRefs)
+                    }
+                }
+                continue
+            }
+            // Freed: its children lose a reference and its chunks a use.
+            if let children = try edges(txn, of: digest) { pending.append(contentsOf: children) }
+            for key in blob.chunks {
+                guard let r = chunkRefs[key], r > 0 else { continue }
+                chunkRefs[key] = r - 1
+                if r - 1 == 0 { usage.exclusiveBytes += chunkSizes[key] ?? 0 }
+            }
+        }
+        let total = chunkSizes.values.reduce(0, +)
+        usage.sharedBytes = total - usage.exclusiveBytes
+        return usage
+    }
+
+    /// Adds a blob that stays alive (and what it reaches) to the object's shared bytes.
+    private static func walkShared(_ txn: borrowing LMDBTransaction, _ digest: Digest, _ seen: inout Set<Digest>, _ usage: inout ObjectUsage,
+                                   _ chunkSizes: inout [Digest: UInt64], _ chunkRefs: inout [Digest: UInt64]) throws {
+        guard seen.insert(digest).inserted, let blob = try blob(txn, digest) else { return }
+        usage.logicalBytes += blob.size
+        for key in Set(blob.chunks) where chunkSizes[key] == nil {
+            guard let raw = try txn.get("chunks", key.key) else { continue }
+            let chunk = try ChunkRecord(decoding: raw)
+            chunkSizes[key] = chunk.location.recordSize
+            chunkRefs[key] = chunk.references
+        }
+        for child in try edges(txn, of: digest) ?? [] { try walkShared(txn, child, &seen, &usage, &chunkSizes, &chunkRefs) }
+    }
+}

@@ -1,0 +1,108 @@
+import BlobStore
+import Dispatch
+import Foundation
+
+/// What `fsck` found. Every list names the objects concerned; an empty report is a healthy
+/// store.
+public struct FsckReport: Sendable, Codable, Equatable {
+    public var blobs = 0
+    public var chunks = 0
+    public var packs = 0
+    public var packRecords = 0
+    /// "blob sha256:…: count 2, 3 references point at it" and the like.
+    public var countMismatches: [String] = []
+    /// Chunks a recipe lists that the index or the packs lack, and records pointing at nothing.
+    public var missing: [String] = []
+    /// Chunks whose bytes fail their checksum or hash.
+    public var corrupt: [String] = []
+    /// Blobs and chunks nothing refers to that are not queued for GC.
+    public var unreferenced: [String] = []
+    /// Pack bytes the index does not point at (dead, or left by ingests that never committed).
+    public var unreferencedPackBytes: UInt64 = 0
+    /// Records whose checksum fails or that do not parse, across all packs.
+    public var damagedPackRecords = 0
+    /// What `--repair` changed.
+    public var repaired: [String] = []
+
+    public var isHealthy: Bool { countMismatches.isEmpty && missing.isEmpty && corrupt.isEmpty && damagedPackRecords == 0 }
+}
+
+/// The full-reachability audit behind `blobctl fsck`: a mark from the roots (tags,
+/// containers, volumes, manifest edges, pins) compared with every stored count, every
+/// chunk read back and hashed, every pack record checked.
+public struct StoreChecker: Sendable {
+    public let store: Store
+
+    public init(store: Store) { self.store = store }
+
+    public func check(repair: Bool = false, verifyChunks: Bool = true) throws -> FsckReport {
+        var report = FsckReport()
+        let audit = try store.audit()
+        report.blobs = audit.blobCount
+        report.chunks = audit.chunks.count
+        for (digest, (stored, expected)) in audit.blobCounts where stored != expected {
+            report.countMismatches.append("blob \(digest): count \(stored), \(expected) references point at it")
+        }
+        for (key, (stored, expected)) in audit.chunkCounts where stored != expected {
+            report.countMismatches.append("chunk \(key): count \(stored), used \(expected) times by recipes")
+        }
+        report.missing += audit.missingBlobs.map { "blob \($0.0) is referenced by \($0.1) but not stored" }
+        report.missing += audit.missingChunks.map { "chunk \($0.0) of blob \($0.1) is not in the index" }
+        report.unreferenced += audit.unqueuedGarbage
+        report.countMismatches.sort()
+        report.missing.sort()
+
+        // Every pack record: checksums, and which bytes the index points at.
+        var indexed = Set<PackPosition>()
+        for (_, chunk) in audit.chunks { indexed.insert(PackPosition(pack: chunk.location.packID, offset: chunk.location.offset)) }
+        var found: [Digest: ChunkLocation] = [:] // intact records, for repair
+        for (id, size) in try store.packs.packs() {
+            report.packs += 1
+            var referenced: UInt64 = 0
+            let summary = try PackScanner(backend: store.packs, id: id, size: size).scan { record in
+                if indexed.contains(PackPosition(pack: id, offset: record.offset)) {
+                    referenced += UInt64(PackFormat.recordHeaderSize) + UInt64(record.header.storedSize)
+                }
+                if record.payloadIntact {
+                    found[record.header.key] = ChunkLocation(packID: id, offset: record.offset, storedSize: record.header.storedSize,
+                                                             rawSize: record.header.rawSize, flags: record.header.flags, checksum: record.header.checksum)
+                }
+            }
+            report.packRecords += summary.records
+            report.damagedPackRecords += summary.damagedRecords
+            report.unreferencedPackBytes += size - min(size, referenced + UInt64(PackFormat.headerSize))
+        }
+
+        // Every chunk read back and hashed, on all cores.
+        if verifyChunks {
+            let entries = Array(audit.chunks)
+            let failures = UncheckedSendableList()
+            DispatchQueue.concurrentPerform(iterations: entries.count) { i in
+                let (key, chunk) = entries[i]
+                do {
+                    try store.verifyChunk(key, at: chunk.location)
+                } catch {
+                    failures.append("chunk \(key): \(error)")
+                }
+            }
+            report.corrupt = failures.items.sorted()
+        }
+
+        if repair {
+            report.repaired = try store.repairIndex(audit: audit, intactRecords: found)
+        }
+        return report
+    }
+}
+
+struct PackPosition: Hashable {
+    var pack: UInt64
+    var offset: UInt64
+}
+
+final class UncheckedSendableList: @unchecked Sendable {
+    private var storage: [String] = []
+    private let lock = NSLock()
+    func append(_ s: String) { lock.lock(); storage.append(s); lock.unlock() }
+    var items: [String] { lock.lock(); defer { lock.unlock() }; return storage }
+}
