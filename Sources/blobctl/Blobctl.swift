@@ -13,7 +13,8 @@ struct Blobctl: ParsableCommand {
         """,
         subcommands: [
             Init.self, Put.self, Get.self, Stat.self, List.self, Remove.self,
-            DiskUsage.self, GarbageCollect.self, BenchRanges.self,
+            DiskUsage.self, GarbageCollect.self, Fsck.self,
+            Image.self, Container.self, Volume.self, BenchRanges.self,
         ]
     )
 }

@@ -18,6 +18,8 @@ struct DiskUsage: ParsableCommand {
         var dedupRatio: Double
         var compressionRatio: Double
         var totalRatio: Double
+        /// Per image, container and volume: what removing it frees, and what it shares.
+        var objects: [ObjectUsage]
     }
 
     func run() throws {
@@ -29,7 +31,8 @@ struct DiskUsage: ParsableCommand {
             chunks: t.chunks, packs: packs.count, packBytes: packs.bytes,
             dedupRatio: Terminal.ratio(t.logicalBytes, t.uniqueBytes),
             compressionRatio: Terminal.ratio(t.uniqueBytes, t.storedBytes),
-            totalRatio: Terminal.ratio(t.logicalBytes, packs.bytes))
+            totalRatio: Terminal.ratio(t.logicalBytes, packs.bytes),
+            objects: try s.objectUsage())
         if output.json {
             try Terminal.printJSON(report)
             return
@@ -42,5 +45,13 @@ struct DiskUsage: ParsableCommand {
             ["chunks:", "\(t.chunks)"],
             ["packs:", "\(packs.count) files, \(Terminal.bytes(packs.bytes)) on disk" + String(format: " (%.2fx smaller than logical)", report.totalRatio)],
         ]))
+        if !report.objects.isEmpty {
+            print("")
+            var rows = [["TYPE", "NAME", "SIZE", "EXCLUSIVE", "SHARED"]]
+            for o in report.objects {
+                rows.append([o.kind.rawValue, o.name, Terminal.bytes(o.logicalBytes), Terminal.bytes(o.exclusiveBytes), Terminal.bytes(o.sharedBytes)])
+            }
+            print(Terminal.table(rows))
+        }
     }
 }

@@ -1,0 +1,37 @@
+import ArgumentParser
+import BlobStore
+import GC
+
+struct Fsck: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check the store: every count against a full mark from the roots, every chunk's SHA-256, every pack record.",
+        discussion: "Exits 0 when the store is healthy, 4 when it found damage or wrong counts.")
+
+    @OptionGroup var store: StoreOptions
+    @OptionGroup var output: OutputOptions
+
+    @Flag(help: "Rebuild the counts, the garbage queue and lost chunk records from the packs.")
+    var repair = false
+
+    @Flag(help: "Skip reading and hashing every chunk.")
+    var quick = false
+
+    func run() throws {
+        let report = try StoreChecker(store: store.open()).check(repair: repair, verifyChunks: !quick)
+        if output.json {
+            try Terminal.printJSON(report)
+        } else {
+            print("checked \(report.blobs) blobs, \(report.chunks) chunks, \(report.packs) packs (\(report.packRecords) records)")
+            for (title, items) in [("wrong counts", report.countMismatches), ("missing", report.missing), ("corrupt", report.corrupt),
+                                   ("unreferenced", report.unreferenced), ("repaired", report.repaired)] where !items.isEmpty {
+                print("\(title) (\(items.count)):")
+                for item in items.prefix(50) { print("  \(item)") }
+                if items.count > 50 { print("  … \(items.count - 50) more") }
+            }
+            if report.damagedPackRecords > 0 { print("damaged pack records: \(report.damagedPackRecords)") }
+            print("pack bytes not referenced by the index: \(Terminal.bytes(report.unreferencedPackBytes)) (reclaimed by gc)")
+            print(report.isHealthy ? "store is healthy" : (repair ? "store had problems; see what was repaired" : "store has problems (try --repair)"))
+        }
+        if !report.isHealthy && !repair { throw ExitCode(ExitStatus.integrity.rawValue) }
+    }
+}
