@@ -20,8 +20,9 @@ import Glibc
 /// absolute target is normal in a container layer and is resolved inside the rootfs.
 ///
 /// The end is two zero blocks (anything after them is not read), a single zero block then
-/// end of input, or end of input right after a member (as GNU tar accepts). End of input
-/// inside a header, extended header, data or padding is a "truncated tar" error.
+/// end of input, or end of input right after a member (as GNU tar accepts; `sawEndMarker`
+/// tells which). End of input inside a header, extended header, data or padding is a
+/// "truncated tar" error, and an empty input is not a tar archive.
 public final class TarReader {
     public typealias Source = (UnsafeMutableRawBufferPointer) throws -> Int
 
@@ -35,6 +36,9 @@ public final class TarReader {
     /// Stream offset of the current member's first header block (a GNU or PAX extension
     /// header when it has one).
     public private(set) var headerOffset: UInt64 = 0
+    /// Whether the archive ended with zero blocks, once `next()` has returned nil; false when
+    /// the input just stopped after a member (GNU tar warns about that).
+    public private(set) var sawEndMarker = false
 
     private let source: Source
     private let buffer: UnsafeMutableRawBufferPointer
@@ -99,6 +103,10 @@ public final class TarReader {
             let available = try fill(TarHeader.blockSize)
             if available < TarHeader.blockSize {
                 if available == 0 && !extended {
+                    // GNU tar, too, refuses an empty input.
+                    if position == 0 {
+                        throw BlobStoreError(.invalidArgument, "not a tar archive: the input is empty")
+                    }
                     ended = true
                     return nil
                 }
@@ -112,6 +120,7 @@ public final class TarReader {
                 consume(TarHeader.blockSize)
                 try checkSecondZeroBlock()
                 ended = true
+                sawEndMarker = true
                 return nil
             }
             guard TarHeader.checksumMatches(block) else {

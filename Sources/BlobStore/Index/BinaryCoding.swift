@@ -65,7 +65,7 @@ struct BinaryReader {
 
 extension Digest {
     /// The 32 raw bytes, as an index key.
-    var key: [UInt8] { bytes }
+    package var key: [UInt8] { bytes }
 }
 
 extension UInt64 {

@@ -30,7 +30,7 @@ public struct BlobRecord: Sendable, Equatable {
 
     public func chunkStart(_ i: Int) -> UInt64 { i == 0 ? 0 : chunkEnds[i - 1] }
 
-    func encoded() -> [UInt8] {
+    package func encoded() -> [UInt8] {
         var w = BinaryWriter(capacity: 48 + chunks.count * 40)
         w.u8(BlobRecord.formatVersion)
         w.u8(pinned ? 1 : 0)

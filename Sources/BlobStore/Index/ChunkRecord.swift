@@ -6,7 +6,7 @@ public struct ChunkRecord: Sendable, Equatable {
 
     static let encodedSize = 8 + 8 + 4 + 4 + 1 + 4 + 8
 
-    func encoded() -> [UInt8] {
+    package func encoded() -> [UInt8] {
         var w = BinaryWriter(capacity: ChunkRecord.encodedSize)
         w.u64(location.packID)
         w.u64(location.offset)

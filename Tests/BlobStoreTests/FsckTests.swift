@@ -1,0 +1,69 @@
+import BlobStore
+import Foundation
+import GC
+import XCTest
+
+final class FsckTests: XCTestCase {
+    func testHealthyStorePasses() throws {
+        let store = try makeStore(self)
+        var random = TestRandom(seed: 4100)
+        for _ in 0..<5 { _ = try store.put(random.bytes(500_000)) }
+        let report = try StoreChecker(store: store).check()
+        XCTAssertTrue(report.isHealthy, "\(report)")
+        XCTAssertEqual(report.blobs, 5)
+        XCTAssertEqual(report.packRecords, report.chunks)
+    }
+
+    func testWrongCountsAreFoundAndRepaired() throws {
+        let store = try makeStore(self)
+        var random = TestRandom(seed: 4101)
+        let data = random.bytes(1 << 20)
+        let digest = try store.put(data).digest
+        // Damage the index the way a bug would: a count off by one.
+        try store.index.write { txn in
+            var blob = try XCTUnwrap(Store.blob(txn, digest))
+            blob.references = 3
+            try txn.put("blobs", digest.key, blob.encoded())
+        }
+        let report = try StoreChecker(store: store).check()
+        XCTAssertFalse(report.isHealthy)
+        XCTAssertEqual(report.countMismatches.count, 1)
+        XCTAssertTrue(report.countMismatches[0].contains(digest.description))
+        let repaired = try StoreChecker(store: store).check(repair: true)
+        XCTAssertFalse(repaired.repaired.isEmpty)
+        XCTAssertTrue(try StoreChecker(store: store).check().isHealthy)
+        XCTAssertEqual(try store.stat(digest).references, 0)
+    }
+
+    func testLostChunkRecordIsRebuiltFromThePacks() throws {
+        let store = try makeStore(self)
+        var random = TestRandom(seed: 4102)
+        let data = random.bytes(1 << 20)
+        let digest = try store.put(data).digest
+        let victim = try store.blobRecord(digest).chunks[2]
+        try store.index.write { txn in _ = try txn.delete("chunks", victim.key) }
+        XCTAssertThrowsError(try store.readAll(digest))
+        let report = try StoreChecker(store: store).check()
+        XCTAssertEqual(report.missing.count, 1)
+        _ = try StoreChecker(store: store).check(repair: true)
+        XCTAssertEqual(try store.readAll(digest, verify: true), data)
+        XCTAssertTrue(try StoreChecker(store: store).check().isHealthy)
+    }
+
+    func testCorruptChunkIsReported() throws {
+        let store = try makeStore(self)
+        var random = TestRandom(seed: 4103)
+        let digest = try store.put(random.text(1 << 20)).digest
+        let key = try store.blobRecord(digest).chunks[0]
+        let location = try XCTUnwrap(store.chunkRecords()[key]).location
+        let path = store.root + "/packs/" + PackFormat.fileName(for: location.packID)
+        let handle = try XCTUnwrap(Foundation.FileHandle(forUpdatingAtPath: path))
+        try handle.seek(toOffset: location.offset + 100)
+        try handle.write(contentsOf: [0xAA, 0xBB])
+        try handle.close()
+        let report = try StoreChecker(store: store).check()
+        XCTAssertFalse(report.isHealthy)
+        XCTAssertEqual(report.corrupt.count, 1)
+        XCTAssertEqual(report.damagedPackRecords, 1)
+    }
+}
