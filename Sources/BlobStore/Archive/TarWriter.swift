@@ -205,10 +205,17 @@ public struct TarWriter {
             records["gname"] = Array(entry.gname.utf8)
             header.gname = ""
         }
+        // A PAX keyword ends at the first "=", so a name holding one could not be read back.
         for (name, value) in entry.xattrs {
+            guard !name.isEmpty, !name.utf8.contains(UInt8(ascii: "=")), !name.utf8.contains(0) else {
+                throw invalid("xattr name \(String(reflecting: name)) cannot be archived")
+            }
             records["SCHILY.xattr." + name] = value
         }
         for (key, value) in entry.paxRecords where !Self.fieldKeys.contains(key) && !key.hasPrefix("SCHILY.xattr.") {
+            guard !key.isEmpty, !key.utf8.contains(UInt8(ascii: "=")), !key.utf8.contains(0) else {
+                throw invalid("PAX keyword \(String(reflecting: key)) cannot be archived")
+            }
             records[key] = Array(value.utf8)
         }
         // Sorted, because dictionary order changes from one process to the next.

@@ -22,7 +22,8 @@ struct GarbageCollect: ParsableCommand {
         }
         let verb = dryRun ? "would free" : "freed"
         print("\(verb) \(report.blobsFreed) blobs, \(report.chunksFreed) chunks (\(Terminal.bytes(report.bytesFreed)) in packs); " +
-              "\(dryRun ? "would remove" : "removed") \(report.packsRemoved) pack files (\(Terminal.bytes(report.packBytesRemoved)))" +
+              "\(dryRun ? "would remove" : "removed") \(report.packsRemoved) pack files (\(Terminal.bytes(report.packBytesRemoved))); " +
+              "\(dryRun ? "would compact" : "compacted") \(report.packsCompacted) packs (\(Terminal.bytes(report.compactionBytesReclaimed)) reclaimed)" +
               (report.deferred > 0 ? "; \(report.deferred) entries kept for ingests in progress" : ""))
     }
 }
