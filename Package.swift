@@ -7,11 +7,18 @@ let package = Package(
     products: [
         .library(name: "BlobStore", targets: ["BlobStore"]),
         .library(name: "GC", targets: ["GC"]),
+        .library(name: "BlobRegistry", targets: ["BlobRegistry"]),
         .executable(name: "blobctl", targets: ["blobctl"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-auth", from: "2.5.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.0"),
     ],
     targets: [
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
@@ -26,14 +33,30 @@ let package = Package(
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
         ),
         .target(name: "GC", dependencies: ["BlobStore"]),
+        .target(
+            name: "BlobRegistry",
+            dependencies: [
+                "BlobStore", "GC",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "blobctl",
             dependencies: [
-                "BlobStore", "GC",
+                "BlobStore", "GC", "BlobRegistry",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .executableTarget(name: "blobbench", dependencies: ["BlobStore", "GC", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .testTarget(name: "BlobStoreTests", dependencies: ["BlobStore", "GC", "blobctl"]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,6 +1,6 @@
 import ArgumentParser
 
-struct Blobctl: ParsableCommand {
+struct Blobctl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "blobctl",
         abstract: "A content-addressable, deduplicating store for container image blobs.",
@@ -14,7 +14,7 @@ struct Blobctl: ParsableCommand {
         subcommands: [
             Init.self, Put.self, Get.self, Stat.self, List.self, Remove.self,
             DiskUsage.self, GarbageCollect.self, Fsck.self,
-            Image.self, Container.self, Volume.self, BenchRanges.self,
+            Image.self, Container.self, Volume.self, Serve.self, BenchRanges.self,
         ]
     )
 }

@@ -5,10 +5,14 @@ import Foundation
 /// Runs the command line and turns every outcome into one of blobctl's exit codes.
 @main
 enum Entry {
-    static func main() {
+    static func main() async {
         do {
             var command = try Blobctl.parseAsRoot(GlobalArguments.hoist(Array(CommandLine.arguments.dropFirst())))
-            try command.run()
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
             exit(ExitStatus.ok.rawValue)
         } catch let error as BlobStoreError {
             Terminal.error(error.message)

@@ -257,7 +257,11 @@ public final class IngestSession: @unchecked Sendable {
     /// Finishes the blob: checks it against `expected` (digest and size, when given), makes
     /// its new chunks durable and records it in the index. A mismatch throws and stores
     /// nothing. A blob that was already present is not written again.
-    public func commit(expected: Digest? = nil, expectedSize: UInt64? = nil, mediaType: String? = nil, pin: Bool = true) throws -> IngestResult {
+    ///
+    /// With `keepLease` the session's lease outlives the commit until it expires: a registry
+    /// upload keeps its blob alive that way until the manifest that uses it arrives.
+    public func commit(expected: Digest? = nil, expectedSize: UInt64? = nil, mediaType: String? = nil, pin: Bool = true,
+                       keepLease: Bool = false) throws -> IngestResult {
         precondition(!finished, "commit after commit or abort")
         try flushSegment(isFinal: true)
         try drain()
@@ -274,21 +278,21 @@ public final class IngestSession: @unchecked Sendable {
         // Point of no return: pack bytes become durable, then the index points at them.
         try store.packs.sync()
         let result = try store.index.write { txn throws -> IngestResult in
-            try record(txn, digest: digest, mediaType: mediaType, pin: pin)
+            try record(txn, digest: digest, mediaType: mediaType, pin: pin, keepLease: keepLease)
         }
         store.logger.debug("ingested blob", metadata: ["digest": "\(digest)", "size": "\(size)", "new-chunks": "\(result.newChunks)"])
         return result
     }
 
     /// The commit transaction's work.
-    private func record(_ txn: borrowing LMDBTransaction, digest: Digest, mediaType: String?, pin: Bool) throws -> IngestResult {
+    private func record(_ txn: borrowing LMDBTransaction, digest: Digest, mediaType: String?, pin: Bool, keepLease: Bool) throws -> IngestResult {
         var totals = try Store.totals(txn)
         var packStats: [UInt64: PackStats] = [:]
         func stats(_ id: UInt64) throws -> PackStats {
             if let s = packStats[id] { return s }
             return try Store.packStats(txn, id)
         }
-        try Store.releaseLease(txn, lease.id)
+        if !keepLease { try Store.releaseLease(txn, lease.id) }
         if let reference { try txn.delete("ingests", Array(reference.utf8)) }
 
         let blobKey = digest.key

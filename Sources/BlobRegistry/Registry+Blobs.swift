@@ -1,0 +1,112 @@
+import BlobStore
+import Foundation
+import HTTPTypes
+import Hummingbird
+
+extension Registry {
+    /// GET/HEAD a blob, whole or by `Range` (one range, or several as multipart/byteranges).
+    /// The body streams in windows read on the blocking pool: memory stays bounded whatever
+    /// the blob's size.
+    func getBlob(_ request: Request, name: String, digest text: String, head: Bool) async throws -> Response {
+        let digest = try parseDigest(text)
+        let store = self.store
+        guard let info = try await blocking({ try store.repositoryBlob(name, digest) }) else {
+            throw RegistryError(.blobUnknown, "blob \(digest) is not in repository \(name)")
+        }
+        var headers: HTTPFields = [.dockerContentDigest: digest.description, .acceptRanges: "bytes", .eTag: "\"\(digest)\""]
+        let ranges = try request.headers[.range].map { try ByteRanges(parsing: $0, size: info.size) }
+        if head || info.size == 0 {
+            headers[.contentType] = "application/octet-stream"
+            headers[.contentLength] = String(info.size)
+            return Response(status: .ok, headers: headers, body: .init())
+        }
+        guard let ranges, !ranges.ranges.isEmpty else {
+            headers[.contentType] = "application/octet-stream"
+            return Response(status: .ok, headers: headers, body: stream(digest, 0..<info.size))
+        }
+        if ranges.ranges.count == 1 {
+            let r = ranges.ranges[0]
+            headers[.contentType] = "application/octet-stream"
+            headers[.contentRange] = "bytes \(r.lowerBound)-\(r.upperBound - 1)/\(info.size)"
+            return Response(status: .partialContent, headers: headers, body: stream(digest, r))
+        }
+        // Several ranges: multipart/byteranges, each part with its own Content-Range.
+        let boundary = "blobstore-" + digest.short
+        headers[.contentType] = "multipart/byteranges; boundary=\(boundary)"
+        let parts = ranges.ranges
+        let size = info.size
+        let body = ResponseBody { writer in
+            for r in parts {
+                let head = "\r\n--\(boundary)\r\nContent-Type: application/octet-stream\r\nContent-Range: bytes \(r.lowerBound)-\(r.upperBound - 1)/\(size)\r\n\r\n"
+                try await writer.write(ByteBuffer(string: head))
+                try await self.copy(digest, r, to: &writer)
+            }
+            try await writer.write(ByteBuffer(string: "\r\n--\(boundary)--\r\n"))
+            try await writer.finish(nil)
+        }
+        return Response(status: .partialContent, headers: headers, body: body)
+    }
+
+    func stream(_ digest: Digest, _ range: Range<UInt64>) -> ResponseBody {
+        ResponseBody(contentLength: Int(range.count)) { writer in
+            try await self.copy(digest, range, to: &writer)
+            try await writer.finish(nil)
+        }
+    }
+
+    /// Copies a byte range of a blob to a response, 4 MiB at a time.
+    func copy(_ digest: Digest, _ range: Range<UInt64>, to writer: inout any ResponseBodyWriter) async throws {
+        let window: UInt64 = 4 << 20
+        var offset = range.lowerBound
+        let store = self.store
+        while offset < range.upperBound {
+            let part = offset..<min(offset + window, range.upperBound)
+            let buffer = try await Blocking.run { () -> ByteBuffer in
+                var buffer = ByteBuffer()
+                buffer.reserveCapacity(Int(part.count))
+                try store.read(digest, range: part) { buffer.writeBytes($0) }
+                return buffer
+            }
+            bytesOut.increment(by: Int64(buffer.readableBytes))
+            try await writer.write(buffer)
+            offset = part.upperBound
+        }
+    }
+
+    func deleteBlob(name: String, digest text: String) async throws -> Response {
+        let digest = try parseDigest(text)
+        let store = self.store
+        guard try await blocking({ try store.unlinkBlob(name, digest) }) else {
+            throw RegistryError(.blobUnknown, "blob \(digest) is not in repository \(name)")
+        }
+        return Response(status: .accepted, headers: [.contentLength: "0"])
+    }
+}
+
+/// A `Range: bytes=a-b,c-,-n` header resolved against a blob's size.
+struct ByteRanges {
+    var ranges: [Range<UInt64>]
+
+    init(parsing header: String, size: UInt64) throws {
+        guard header.hasPrefix("bytes=") else {
+            throw RegistryError(.rangeInvalid, "unsupported range unit in \"\(header)\"", headers: [.contentRange: "bytes */\(size)"])
+        }
+        ranges = []
+        for spec in header.dropFirst(6).split(separator: ",") {
+            let s = spec.trimmingCharacters(in: .whitespaces)
+            let parts = s.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
+            guard parts.count == 2 else { throw RegistryError(.rangeInvalid, "malformed range \"\(s)\"", headers: [.contentRange: "bytes */\(size)"]) }
+            if parts[0].isEmpty {
+                guard let n = UInt64(parts[1]), n > 0 else { throw RegistryError(.rangeInvalid, "malformed range \"\(s)\"", headers: [.contentRange: "bytes */\(size)"]) }
+                ranges.append(size - min(n, size)..<size)
+            } else {
+                guard let a = UInt64(parts[0]) else { throw RegistryError(.rangeInvalid, "malformed range \"\(s)\"", headers: [.contentRange: "bytes */\(size)"]) }
+                let b = parts[1].isEmpty ? size - 1 : (UInt64(parts[1]) ?? UInt64.max)
+                guard a < size, b >= a else {
+                    throw RegistryError(.rangeInvalid, "range \"\(s)\" is outside the blob's \(size) bytes", headers: [.contentRange: "bytes */\(size)"])
+                }
+                ranges.append(a..<min(b, size - 1) + 1)
+            }
+        }
+    }
+}

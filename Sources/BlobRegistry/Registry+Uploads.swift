@@ -1,0 +1,140 @@
+import BlobStore
+import Foundation
+import HTTPTypes
+import Hummingbird
+
+/// Blob uploads: monolithic (`POST ?digest=`), chunked (`POST`, `PATCH`…, `PUT ?digest=`),
+/// resumable (`GET` the status), cancellable (`DELETE`), and cross-repository mounts
+/// (`POST ?mount=&from=`). An upload is a resumable ingest named `upload/<uuid>` whose
+/// state is checkpointed in the index after every request, so it survives a restart, and
+/// whose lease keeps the finished blob alive until a manifest refers to it.
+extension Registry {
+    static func reference(_ id: String) -> String { "upload/" + id }
+
+    func uploadHeaders(name: String, id: String, offset: UInt64) -> HTTPFields {
+        [.location: "/v2/\(name)/blobs/uploads/\(id)", .range: "0-\(offset == 0 ? 0 : offset - 1)",
+         .dockerUploadUUID: id, .contentLength: "0"]
+    }
+
+    func startUpload(_ request: Request, name: String) async throws -> Response {
+        let store = self.store
+        if let mount = query(request, "mount") {
+            let digest = try parseDigest(mount)
+            let from = query(request, "from")
+            // A mount is a new reference to a blob the store already has: no bytes move.
+            let mounted = try await blocking { () -> Bool in
+                let source = try from.flatMap { try store.repositoryBlob($0, digest) }
+                let known = try from == nil && store.contains(digest)
+                guard source != nil || known else { return false }
+                _ = try store.takeLease(duration: self.configuration.uploadLeaseSeconds, processBound: false, purpose: "mount \(digest)")
+                try store.linkBlob(name, digest)
+                return true
+            }
+            if mounted {
+                return Response(status: .created, headers: [.location: "/v2/\(name)/blobs/\(digest)", .dockerContentDigest: digest.description, .contentLength: "0"])
+            }
+            // Not mountable: fall through to an ordinary upload, as the spec says.
+        }
+        let id = UUID().uuidString.lowercased()
+        let lease = configuration.uploadLeaseSeconds
+        let session = try await blocking { try store.beginIngest(reference: Registry.reference(id), leaseDuration: lease) }
+        if let digestText = query(request, "digest") {
+            // Monolithic upload: the whole blob in this request.
+            let digest = try parseDigest(digestText)
+            try await receive(request.body, into: session, abortOnError: true)
+            let expectedSize = request.headers[.contentLength].flatMap { UInt64($0) }
+            let result = try await commit(session, digest: digest, size: expectedSize)
+            try await blocking { try store.linkBlob(name, result.digest) }
+            return Response(status: .created, headers: [.location: "/v2/\(name)/blobs/\(digest)", .dockerContentDigest: digest.description, .contentLength: "0"])
+        }
+        try await blocking { try session.checkpoint() }
+        return Response(status: .accepted, headers: uploadHeaders(name: name, id: id, offset: 0))
+    }
+
+    func patchUpload(_ request: Request, name: String, id: String) async throws -> Response {
+        let session = try await resume(id)
+        if let range = request.headers[.contentRange] {
+            // Chunks must come in order: the first byte must be the next one we expect.
+            let start = range.split(separator: "-").first.flatMap { UInt64($0.trimmingCharacters(in: .whitespaces)) }
+            guard start == session.size else {
+                var headers = uploadHeaders(name: name, id: id, offset: session.size)
+                headers[.contentLength] = nil
+                throw RegistryError(.rangeInvalid, "chunk starts at \(range), the upload has \(session.size) bytes", headers: headers)
+            }
+        }
+        try await receive(request.body, into: session, abortOnError: false)
+        try await blocking { try session.checkpoint() }
+        return Response(status: .accepted, headers: uploadHeaders(name: name, id: id, offset: session.size))
+    }
+
+    func finishUpload(_ request: Request, name: String, id: String) async throws -> Response {
+        guard let digestText = query(request, "digest") else {
+            throw RegistryError(.digestInvalid, "PUT to finish an upload needs ?digest=")
+        }
+        let digest = try parseDigest(digestText)
+        let session = try await resume(id)
+        try await receive(request.body, into: session, abortOnError: false)
+        let result = try await commit(session, digest: digest, size: nil)
+        let store = self.store
+        try await blocking { try store.linkBlob(name, result.digest) }
+        return Response(status: .created, headers: [.location: "/v2/\(name)/blobs/\(digest)", .dockerContentDigest: digest.description, .contentLength: "0"])
+    }
+
+    func uploadStatus(name: String, id: String) async throws -> Response {
+        let store = self.store
+        let offset = try await blocking(notFound: .blobUploadUnknown) { try store.ingestOffset(reference: Registry.reference(id)) }
+        var headers = uploadHeaders(name: name, id: id, offset: offset)
+        headers[.contentLength] = "0"
+        return Response(status: .noContent, headers: headers)
+    }
+
+    func cancelUpload(name: String, id: String) async throws -> Response {
+        let store = self.store
+        try await blocking(notFound: .blobUploadUnknown) { try store.abortIngest(reference: Registry.reference(id)) }
+        return Response(status: .noContent, headers: [.contentLength: "0"])
+    }
+
+    private func resume(_ id: String) async throws -> IngestSession {
+        let store = self.store
+        return try await blocking(notFound: .blobUploadUnknown) { try store.resumeIngest(reference: Registry.reference(id)) }
+    }
+
+    /// Feeds a request body to an ingest in pieces of up to 4 MiB (one hop to the blocking
+    /// pool per piece, not per network read).
+    private func receive(_ body: RequestBody, into session: IngestSession, abortOnError: Bool) async throws {
+        let limit = configuration.maxBlobBytes
+        var pending = ByteBuffer()
+        do {
+            for try await buffer in body {
+                pending.writeImmutableBuffer(buffer)
+                bytesIn.increment(by: Int64(buffer.readableBytes))
+                if pending.readableBytes >= 4 << 20 {
+                    let piece = pending
+                    pending = ByteBuffer()
+                    try await Blocking.run { try piece.withUnsafeReadableBytes { try session.append($0) } }
+                    if limit > 0 && session.size > limit { throw RegistryError(.sizeInvalid, "blob exceeds the limit of \(limit) bytes", status: .contentTooLarge) }
+                }
+            }
+            if pending.readableBytes > 0 {
+                let piece = pending
+                try await Blocking.run { try piece.withUnsafeReadableBytes { try session.append($0) } }
+            }
+            if limit > 0 && session.size > limit { throw RegistryError(.sizeInvalid, "blob exceeds the limit of \(limit) bytes", status: .contentTooLarge) }
+        } catch {
+            if abortOnError { try? await Blocking.run { try session.abort() } }
+            throw error
+        }
+    }
+
+    private func commit(_ session: IngestSession, digest: Digest, size: UInt64?) async throws -> IngestResult {
+        do {
+            return try await Blocking.run {
+                try session.commit(expected: digest, expectedSize: size, pin: false, keepLease: true)
+            }
+        } catch let e as BlobStoreError where e.code == .digestMismatch {
+            throw RegistryError(.digestInvalid, e.message)
+        } catch let e as BlobStoreError {
+            throw RegistryError.from(e)
+        }
+    }
+}

@@ -1,0 +1,88 @@
+import Foundation
+
+/// `blobctl serve --config FILE`: everything the server can be told, as JSON. Every field
+/// is optional; command-line flags override the file.
+///
+///     {
+///       "address": "127.0.0.1:5000",
+///       "readOnly": false,
+///       "tls": { "certificate": "/etc/blobstore/cert.pem", "key": "/etc/blobstore/key.pem" },
+///       "auth": { "htpasswd": "/etc/blobstore/htpasswd", "tokens": ["s3cret-token"], "realm": "blobstore" },
+///       "limits": { "maxManifestBytes": 4194304, "maxBlobBytes": 0 },
+///       "gc": { "intervalSeconds": 60, "uploadLeaseSeconds": 3600 },
+///       "logLevel": "info"
+///     }
+public struct RegistryConfiguration: Codable, Sendable {
+    public struct TLS: Codable, Sendable {
+        public var certificate: String
+        public var key: String
+        public init(certificate: String, key: String) { self.certificate = certificate; self.key = key }
+    }
+
+    public struct Auth: Codable, Sendable {
+        /// An htpasswd file of bcrypt entries (`htpasswd -B`).
+        public var htpasswd: String?
+        /// Bearer tokens accepted as `Authorization: Bearer <token>`.
+        public var tokens: [String]?
+        public var realm: String?
+        public init(htpasswd: String?, tokens: [String]?, realm: String?) { self.htpasswd = htpasswd; self.tokens = tokens; self.realm = realm }
+    }
+
+    public struct Limits: Codable, Sendable {
+        /// Largest manifest accepted (the spec suggests at least 4 MiB).
+        public var maxManifestBytes: Int?
+        /// Largest blob accepted; 0 or absent for no limit.
+        public var maxBlobBytes: UInt64?
+    }
+
+    public struct GC: Codable, Sendable {
+        /// Seconds between background collections; 0 turns them off.
+        public var intervalSeconds: Double?
+        /// How long an upload keeps its blob alive waiting for a manifest, and how long an
+        /// abandoned upload lingers before it is collected.
+        public var uploadLeaseSeconds: UInt64?
+        public init(intervalSeconds: Double?, uploadLeaseSeconds: UInt64?) { self.intervalSeconds = intervalSeconds; self.uploadLeaseSeconds = uploadLeaseSeconds }
+    }
+
+    public var address: String?
+    public var readOnly: Bool?
+    public var tls: TLS?
+    public var auth: Auth?
+    public var limits: Limits?
+    public var gc: GC?
+    public var logLevel: String?
+
+    public init() {}
+
+    public static func load(_ path: String) throws -> RegistryConfiguration {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw RegistryConfigurationError("cannot read config file \(path)")
+        }
+        do {
+            return try JSONDecoder().decode(RegistryConfiguration.self, from: data)
+        } catch {
+            throw RegistryConfigurationError("config file \(path) is not valid: \(error)")
+        }
+    }
+
+    var maxManifestBytes: Int { limits?.maxManifestBytes ?? 4 << 20 }
+    var maxBlobBytes: UInt64 { limits?.maxBlobBytes ?? 0 }
+    var uploadLeaseSeconds: UInt64 { gc?.uploadLeaseSeconds ?? 3600 }
+    var gcInterval: Double { gc?.intervalSeconds ?? 60 }
+
+    /// "host:port" split; IPv6 in brackets.
+    func hostAndPort() throws -> (String, Int) {
+        let text = address ?? "127.0.0.1:5000"
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
+            throw RegistryConfigurationError("address must be host:port, got \(text)")
+        }
+        var host = String(text[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return (host, port)
+    }
+}
+
+public struct RegistryConfigurationError: Error, CustomStringConvertible {
+    public var description: String
+    init(_ d: String) { description = d }
+}
