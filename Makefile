@@ -3,16 +3,17 @@
 #   make build   release build of blobctl
 #   make test    the test suite (what CI runs)
 #   make bench   ingest/read benchmark against restic, borg, zstd and openssl
-#   make run     blobctl on the embedded store in ./data (ARGS="put FILE", default: df)
+#   make run     serve a registry on 127.0.0.1:5000 from the embedded store in ./data
+#   make blobctl ARGS="…"  any blobctl command on the same store
 
-APT_PACKAGES := libzstd-dev liblmdb-dev libssl-dev pkg-config
+APT_PACKAGES := libzstd-dev liblmdb-dev libssl-dev pkg-config zlib1g-dev libfuse3-dev fuse3
 BENCH_PACKAGES := restic borgbackup zstd openssl time
 SWIFT ?= swift
 CONFIG ?= release
 ARGS ?= df
 STORE ?= $(CURDIR)/data
 
-.PHONY: deps bench-deps build test bench run clean
+.PHONY: deps bench-deps build test bench run blobctl clean
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -38,7 +39,13 @@ test: deps
 bench: bench-deps build
 	BLOBCTL=$(CURDIR)/.build/$(CONFIG)/blobctl bash bench/ingest-bench.sh $(CORPUS)
 
+ADDR ?= 127.0.0.1:5000
+
 run: build
+	@mkdir -p $(STORE)
+	$(CURDIR)/.build/$(CONFIG)/blobctl --store $(STORE) serve --addr $(ADDR)
+
+blobctl: build
 	@mkdir -p $(STORE)
 	$(CURDIR)/.build/$(CONFIG)/blobctl --store $(STORE) $(ARGS)
 
