@@ -22,7 +22,9 @@ struct GarbageCollectionService: Service {
         }
         try await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
-                try await Task.sleep(for: .seconds(interval))
+                // Graceful shutdown cancels the sleep: that is the end of the service, not an
+                // error (a CancellationError thrown from here would fail the service group).
+                do { try await Task.sleep(for: .seconds(interval)) } catch { return }
                 do {
                     let report = try await Blocking.run { try GarbageCollector(store: store).collect() }
                     runs.increment()

@@ -32,9 +32,7 @@ struct BenchContainer: Sendable {
     }
 
     private func ingest(_ bytes: [UInt8], file: String) throws -> Digest {
-        guard FileManager.default.createFile(atPath: file, contents: Data(bytes)) else {
-            throw BlobStoreError(.io, "could not write \(file)")
-        }
+        try BenchImage.write(bytes, to: file)
         return try store.ingest(file: file).digest
     }
 }

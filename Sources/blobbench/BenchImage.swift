@@ -35,16 +35,19 @@ enum BenchImage {
         let manifest = Array(#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"\#(SHA256Hasher.hash(config))","size":\#(config.count)},"layers":[\#(layerJSON)]}"#.utf8)
         let index = Array(#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"\#(SHA256Hasher.hash(manifest))","size":\#(manifest.count),"annotations":{"org.opencontainers.image.ref.name":"\#(tag)"}}]}"#.utf8)
 
-        let fm = FileManager.default
-        try fm.createDirectory(atPath: dir + "/blobs/sha256", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: dir + "/blobs/sha256", withIntermediateDirectories: true)
         for blob in [config, manifest] + layers {
-            guard fm.createFile(atPath: dir + "/blobs/sha256/" + SHA256Hasher.hash(blob).hex, contents: Data(blob)) else {
-                throw BlobStoreError(.io, "could not write the image layout in \(dir)")
-            }
+            try write(blob, to: dir + "/blobs/sha256/" + SHA256Hasher.hash(blob).hex)
         }
-        fm.createFile(atPath: dir + "/oci-layout", contents: Data(#"{"imageLayoutVersion":"1.0.0"}"#.utf8))
-        fm.createFile(atPath: dir + "/index.json", contents: Data(index))
+        try write(Array(#"{"imageLayoutVersion":"1.0.0"}"#.utf8), to: dir + "/oci-layout")
+        try write(index, to: dir + "/index.json")
         _ = try ImageImporter(store: store, defaultName: name).importImages(from: dir)
         return try ImageReference(name: name, tag: tag)
+    }
+
+    static func write(_ bytes: [UInt8], to path: String) throws {
+        guard FileManager.default.createFile(atPath: path, contents: Data(bytes)) else {
+            throw BlobStoreError(.io, "could not write \(path)")
+        }
     }
 }

@@ -38,6 +38,13 @@ extension Store {
                 if let s = vol.snapshot { refer(s, "volume \(vol.name)"); referrers[s] = "volume \(vol.name)" }
                 return true
             }
+            for d in try Store.mountHolds(txn) { refer(d, "mount"); referrers[d] = "a mount" }
+            try txn.scan("repomanifests") { k, _ in
+                guard k.count > 33 else { return true }
+                let d = Digest(bytes: k.baseAddress! + k.count - 32)
+                refer(d, "repository"); referrers[d] = "a repository"
+                return true
+            }
             try txn.scan("edges") { k, v in
                 let parent = Digest(bytes: k.baseAddress!)
                 for i in 0..<v.count / 32 {

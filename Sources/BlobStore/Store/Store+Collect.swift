@@ -30,6 +30,7 @@ extension Store {
 
     private static func collect(_ txn: borrowing LMDBTransaction, store: Store, dryRun: Bool, claimPacks: ([UInt64]) -> [PackClaim]) throws -> (GCReport, [PackClaim]) {
         var report = GCReport(dryRun: dryRun)
+        try dropStaleMounts(txn)
         let floor = try collectableBelow(txn)
         // Blobs first, round after round: deleting a manifest releases its children, which
         // may then be garbage too; their chunks are collected in this same pass.

@@ -1,0 +1,76 @@
+internal import CZlib
+internal import CZstd
+
+/// Turns a gzip- or zstd-compressed layer blob into its plain tar, streamed into an ingest:
+/// the tar's chunks then deduplicate against every other layer's, whatever compression
+/// each was pushed with.
+enum LayerCompression {
+    case none, gzip, zstd
+
+    static func detect(_ store: Store, _ digest: Digest) throws -> LayerCompression {
+        var head: [UInt8] = []
+        let size = try store.stat(digest).size
+        try store.read(digest, range: 0..<min(4, size)) { head.append(contentsOf: $0) }
+        if head.starts(with: [0x1F, 0x8B]) { return .gzip }
+        if head.starts(with: [0x28, 0xB5, 0x2F, 0xFD]) { return .zstd }
+        return .none
+    }
+
+    /// Decompresses blob `digest` into `session`.
+    func decompress(_ store: Store, _ digest: Digest, into session: IngestSession) throws {
+        let source = try BlobByteSource(store: store, digest: digest)
+        let input = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+        let output = UnsafeMutableRawBufferPointer.allocate(byteCount: 4 << 20, alignment: 16)
+        defer { input.deallocate(); output.deallocate() }
+        switch self {
+        case .none:
+            while true {
+                let n = try source.read(into: output)
+                if n == 0 { return }
+                try session.append(UnsafeRawBufferPointer(rebasing: output[..<n]))
+            }
+        case .gzip:
+            var stream = z_stream()
+            guard blobstore_inflate_init_gzip(&stream) == Z_OK else { throw BlobStoreError(.compression, "zlib init failed") }
+            defer { inflateEnd(&stream) }
+            var ended = false // the last member's end was seen
+            while true {
+                if stream.avail_in == 0 {
+                    let n = try source.read(into: input)
+                    if n == 0 { break }
+                    stream.next_in = input.baseAddress!.assumingMemoryBound(to: Bytef.self)
+                    stream.avail_in = uInt(n)
+                }
+                if ended {
+                    // More bytes after a member: concatenated gzip members are legal.
+                    inflateReset(&stream)
+                    ended = false
+                }
+                stream.next_out = output.baseAddress!.assumingMemoryBound(to: Bytef.self)
+                stream.avail_out = uInt(output.count)
+                let rc = inflate(&stream, Z_NO_FLUSH)
+                guard rc == Z_OK || rc == Z_STREAM_END || rc == Z_BUF_ERROR else {
+                    throw BlobStoreError(.corrupt, "layer \(digest): gzip data is damaged (zlib error \(rc))")
+                }
+                let produced = output.count - Int(stream.avail_out)
+                if produced > 0 { try session.append(UnsafeRawBufferPointer(rebasing: output[..<produced])) }
+                if rc == Z_STREAM_END { ended = true }
+            }
+            guard ended else { throw BlobStoreError(.corrupt, "layer \(digest): gzip stream is truncated") }
+        case .zstd:
+            guard let ctx = ZSTD_createDStream() else { throw BlobStoreError(.compression, "zstd init failed") }
+            defer { ZSTD_freeDStream(ctx) }
+            while true {
+                let n = try source.read(into: input)
+                if n == 0 { return }
+                var inBuf = ZSTD_inBuffer(src: input.baseAddress, size: n, pos: 0)
+                while inBuf.pos < inBuf.size {
+                    var outBuf = ZSTD_outBuffer(dst: output.baseAddress, size: output.count, pos: 0)
+                    let rc = ZSTD_decompressStream(ctx, &outBuf, &inBuf)
+                    if ZSTD_isError(rc) != 0 { throw BlobStoreError(.corrupt, "layer \(digest): zstd data is damaged") }
+                    if outBuf.pos > 0 { try session.append(UnsafeRawBufferPointer(rebasing: output[..<outBuf.pos])) }
+                }
+            }
+        }
+    }
+}
