@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "BlobStore", targets: ["BlobStore"]),
         .library(name: "GC", targets: ["GC"]),
         .library(name: "BlobRegistry", targets: ["BlobRegistry"]),
+        .library(name: "BlobFS", targets: ["BlobFS"]),
         .executable(name: "blobctl", targets: ["blobctl"]),
     ],
     dependencies: [
@@ -50,10 +51,14 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .target(
+            name: "BlobFS",
+            dependencies: ["BlobStore", "CFuse", .product(name: "Logging", package: "swift-log")]
+        ),
         .executableTarget(
             name: "blobctl",
             dependencies: [
-                "BlobStore", "GC", "BlobRegistry",
+                "BlobStore", "GC", "BlobRegistry", "BlobFS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -60,6 +60,9 @@ struct ManyRemovalFigures: Codable {
     var chunksFreed: Int
     var bytesFreed: UInt64
     var packsRemoved: Int
+    /// Packs compacted by that collection: none while this process still appends to the
+    /// pack holding the diffs (a pack being written is never compacted).
+    var packsCompacted: Int
     /// Blob records left afterwards: the image's four, if the collection was exact.
     var blobsLeft: UInt64
 }

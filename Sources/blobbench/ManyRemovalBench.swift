@@ -30,7 +30,7 @@ enum ManyRemovalBench {
         let (report, collectMs) = try Stopwatch.time { try GarbageCollector(store: store).collect() }
         let figures = ManyRemovalFigures(containers: containers, setupMs: setupMs, removeAllMs: removeAllMs, collectMs: collectMs,
                                          blobsFreed: report.blobsFreed, chunksFreed: report.chunksFreed, bytesFreed: report.bytesFreed,
-                                         packsRemoved: report.packsRemoved, blobsLeft: try store.totals().blobs)
+                                         packsRemoved: report.packsRemoved, packsCompacted: report.packsCompacted, blobsLeft: try store.totals().blobs)
         Log.progress(String(format: "  removed all in %.0f ms, collected in %.0f ms (%d blobs freed)", removeAllMs, collectMs, report.blobsFreed))
         try store.close()
         return figures

@@ -21,11 +21,11 @@ enum ReportTable {
         if let m = report.many {
             if !out.isEmpty { out.append("") }
             out.append("Remove \(m.containers) containers (one transaction each), then one gc")
-            out.append(row(["containers", "setup s", "remove all ms", "per rm ms", "collect ms", "per blob µs", "freed (blobs/chunks/bytes)", "blobs left"]))
+            out.append(row(["containers", "setup s", "remove all ms", "per rm ms", "collect ms", "per blob µs", "packs compacted", "freed (blobs/chunks/bytes)", "blobs left"]))
             out.append(row([
                 "\(m.containers)", fmt(m.setupMs / 1000, 1), fmt(m.removeAllMs, 0), fmt(m.removeAllMs / Double(max(1, m.containers)), 3),
                 fmt(m.collectMs, 0), fmt(m.collectMs * 1000 / Double(max(1, m.blobsFreed)), 1),
-                "\(m.blobsFreed)/\(m.chunksFreed)/\(Log.bytes(m.bytesFreed))", "\(m.blobsLeft)",
+                "\(m.packsCompacted)", "\(m.blobsFreed)/\(m.chunksFreed)/\(Log.bytes(m.bytesFreed))", "\(m.blobsLeft)",
             ]))
         }
         out.append("")
