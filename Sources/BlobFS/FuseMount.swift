@@ -30,8 +30,8 @@ public enum FuseMount {
             if let cfg {
                 cfg.pointee.use_ino = 1
                 cfg.pointee.kernel_cache = 1
-                cfg.pointee.entry_timeout = 2
-                cfg.pointee.attr_timeout = 2
+                cfg.pointee.entry_timeout = 1
+                cfg.pointee.attr_timeout = 1
                 cfg.pointee.negative_timeout = 1
             }
             return fuse_get_context().pointee.private_data
