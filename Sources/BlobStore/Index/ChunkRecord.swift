@@ -8,12 +8,7 @@ public struct ChunkRecord: Sendable, Equatable {
 
     package func encoded() -> [UInt8] {
         var w = BinaryWriter(capacity: ChunkRecord.encodedSize)
-        w.u64(location.packID)
-        w.u64(location.offset)
-        w.u32(location.storedSize)
-        w.u32(location.rawSize)
-        w.u8(location.flags.rawValue)
-        w.u32(location.checksum)
+        location.write(to: &w)
         w.u64(references)
         return w.bytes
     }
@@ -25,14 +20,8 @@ public struct ChunkRecord: Sendable, Equatable {
 
     init(decoding raw: UnsafeRawBufferPointer) throws {
         var r = BinaryReader(raw, what: "chunk")
-        let pack = try r.u64()
-        let offset = try r.u64()
-        let stored = try r.u32()
-        let rawSize = try r.u32()
-        let flags = ChunkFlags(rawValue: try r.u8())
-        let crc = try r.u32()
+        location = try ChunkLocation(reading: &r)
         references = try r.u64()
-        location = ChunkLocation(packID: pack, offset: offset, storedSize: stored, rawSize: rawSize, flags: flags, checksum: crc)
     }
 }
 
@@ -54,6 +43,20 @@ public struct ChunkLocation: Sendable, Equatable {
         self.rawSize = rawSize
         self.flags = flags
         self.checksum = checksum
+    }
+
+    func write(to w: inout BinaryWriter) {
+        w.u64(packID)
+        w.u64(offset)
+        w.u32(storedSize)
+        w.u32(rawSize)
+        w.u8(flags.rawValue)
+        w.u32(checksum)
+    }
+
+    init(reading r: inout BinaryReader) throws {
+        self.init(packID: try r.u64(), offset: try r.u64(), storedSize: try r.u32(), rawSize: try r.u32(),
+                  flags: ChunkFlags(rawValue: try r.u8()), checksum: try r.u32())
     }
 
     /// Bytes the record takes in its pack, header included.

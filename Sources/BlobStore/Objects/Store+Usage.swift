@@ -53,52 +53,44 @@ extension Store {
     }
 
     static func usage(_ txn: borrowing LMDBTransaction, _ kind: ObjectUsage.Kind, _ name: String, roots: [Digest]) throws -> ObjectUsage {
-        var blobRefs: [Digest: UInt64] = [:]
-        var chunkRefs: [Digest: UInt64] = [:]
-        var chunkSizes: [Digest: UInt64] = [:]
-        var usage = ObjectUsage(kind: kind, name: name, logicalBytes: 0, exclusiveBytes: 0, sharedBytes: 0)
-        var seen = Set<Digest>()
+        var walk = UsageWalk(usage: ObjectUsage(kind: kind, name: name, logicalBytes: 0, exclusiveBytes: 0, sharedBytes: 0))
         var pending = roots // one dropped reference each
         while let digest = pending.popLast() {
             guard let blob = try blob(txn, digest) else { continue }
-            let refs = (blobRefs[digest] ?? blob.references) - 1
-            blobRefs[digest] = refs
-            let firstVisit = seen.insert(digest).inserted
-            if firstVisit {
-                usage.logicalBytes += blob.size
-                for key in Set(blob.chunks) where chunkSizes[key] == nil {
-                    guard let raw = try txn.get("chunks", key.key) else { continue }
-                    let chunk = try ChunkRecord(decoding: raw)
-                    chunkSizes[key] = chunk.location.recordSize
-                    chunkRefs[key] = chunk.references
-                }
-            }
+            let refs = (walk.blobRefs[digest] ?? blob.references) - 1
+            walk.blobRefs[digest] = refs
+            let firstVisit = try walk.visit(txn, digest, blob)
             guard refs == 0, !blob.pinned else {
-                // Still held elsewhere: what it reaches is shared, but walk it for the totals.
-                if firstVisit, let children = try edges(txn, of: digest) {
-                    for child in children where !seen.contains(child) {
-                        try Store.walkShared(txn, child, &seen, &usage, &chunkSizes, &chunkRefs)
-                    }
+                // Still held elsewhere: what it reaches is shared, but counts in the totals.
+                if firstVisit {
+                    for child in try edges(txn, of: digest) ?? [] { try walk.walkShared(txn, child) }
                 }
                 continue
             }
             // Freed: its children lose a reference and its chunks a use.
             if let children = try edges(txn, of: digest) { pending.append(contentsOf: children) }
             for key in blob.chunks {
-                guard let r = chunkRefs[key], r > 0 else { continue }
-                chunkRefs[key] = r - 1
-                if r - 1 == 0 { usage.exclusiveBytes += chunkSizes[key] ?? 0 }
+                guard let r = walk.chunkRefs[key], r > 0 else { continue }
+                walk.chunkRefs[key] = r - 1
+                if r - 1 == 0 { walk.usage.exclusiveBytes += walk.chunkSizes[key] ?? 0 }
             }
         }
-        let total = chunkSizes.values.reduce(0, +)
-        usage.sharedBytes = total - usage.exclusiveBytes
-        return usage
+        walk.usage.sharedBytes = walk.chunkSizes.values.reduce(0, +) - walk.usage.exclusiveBytes
+        return walk.usage
     }
+}
 
-    /// Adds a blob that stays alive (and what it reaches) to the object's shared bytes.
-    private static func walkShared(_ txn: borrowing LMDBTransaction, _ digest: Digest, _ seen: inout Set<Digest>, _ usage: inout ObjectUsage,
-                                   _ chunkSizes: inout [Digest: UInt64], _ chunkRefs: inout [Digest: UInt64]) throws {
-        guard seen.insert(digest).inserted, let blob = try blob(txn, digest) else { return }
+/// The in-memory overlay of counts one usage simulation works on.
+private struct UsageWalk {
+    var usage: ObjectUsage
+    var blobRefs: [Digest: UInt64] = [:]
+    var chunkRefs: [Digest: UInt64] = [:]
+    var chunkSizes: [Digest: UInt64] = [:]
+    var seen = Set<Digest>()
+
+    /// Counts a blob's size and loads its chunks' records, once; true on the first visit.
+    mutating func visit(_ txn: borrowing LMDBTransaction, _ digest: Digest, _ blob: BlobRecord) throws -> Bool {
+        guard seen.insert(digest).inserted else { return false }
         usage.logicalBytes += blob.size
         for key in Set(blob.chunks) where chunkSizes[key] == nil {
             guard let raw = try txn.get("chunks", key.key) else { continue }
@@ -106,6 +98,13 @@ extension Store {
             chunkSizes[key] = chunk.location.recordSize
             chunkRefs[key] = chunk.references
         }
-        for child in try edges(txn, of: digest) ?? [] { try walkShared(txn, child, &seen, &usage, &chunkSizes, &chunkRefs) }
+        return true
+    }
+
+    /// A blob that stays alive, and what it reaches: shared bytes of the object.
+    mutating func walkShared(_ txn: borrowing LMDBTransaction, _ digest: Digest) throws {
+        guard !seen.contains(digest), let blob = try Store.blob(txn, digest) else { return }
+        _ = try visit(txn, digest, blob)
+        for child in try Store.edges(txn, of: digest) ?? [] { try walkShared(txn, child) }
     }
 }

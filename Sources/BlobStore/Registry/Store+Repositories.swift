@@ -21,11 +21,35 @@ extension Store {
     public func repositoryBlob(_ name: String, _ digest: Digest) throws -> BlobInfo? {
         try index.read { txn in
             guard try txn.get("repoblobs", Store.repoKey(name, digest)) != nil
-                    || txn.get("repomanifests", Store.repoKey(name, digest)) != nil else { return nil }
+                    || txn.get("repomanifests", Store.repoKey(name, digest)) != nil
+                    || Store.importedImagesUse(txn, name, digest) else { return nil }
             guard let blob = try Store.blob(txn, digest) else { return nil }
             return BlobInfo(digest: digest, size: blob.size, mediaType: blob.mediaType, chunkCount: blob.chunkCount,
                             pinned: blob.pinned, references: blob.references, createdAt: blob.createdAt)
         }
+    }
+
+    /// Whether `digest` belongs to an image tagged under `name` that was not pushed through
+    /// the registry (`blobctl image import`, `image tag`): such images have no repository
+    /// links, yet are the repository's to serve. Pushed manifests are skipped — their blobs
+    /// were linked at push time, so a blob DELETE keeps its meaning for them.
+    static func importedImagesUse(_ txn: borrowing LMDBTransaction, _ name: String, _ digest: Digest) throws -> Bool {
+        let prefix = Array("\(name):".utf8)
+        var stack: [Digest] = []
+        try txn.scan("images", from: prefix) { k, v in
+            guard k.starts(with: prefix) else { return false }
+            var r = BinaryReader(v, what: "image")
+            stack.append(try r.digest())
+            return true
+        }
+        stack = try stack.filter { try txn.get("repomanifests", Store.repoKey(name, $0)) == nil }
+        var seen = Set<Digest>()
+        while let d = stack.popLast() {
+            if d == digest { return true }
+            guard seen.insert(d).inserted else { continue }
+            if let children = try Store.edges(txn, of: d) { stack.append(contentsOf: children) }
+        }
+        return false
     }
 
     /// Removes a blob from a repository; false when it was not there.
@@ -89,7 +113,8 @@ extension Store {
         try index.read { txn in
             let digest: Digest
             if let d = Digest(parsing: reference), reference.hasPrefix("sha256:") {
-                guard try txn.get("repomanifests", Store.repoKey(name, d)) != nil else { return nil }
+                guard try txn.get("repomanifests", Store.repoKey(name, d)) != nil
+                        || Store.importedImagesUse(txn, name, d) else { return nil }
                 digest = d
             } else {
                 guard let raw = try txn.get("images", Array("\(name):\(reference)".utf8)) else { return nil }

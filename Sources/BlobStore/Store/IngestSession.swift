@@ -414,12 +414,7 @@ public final class IngestSession: @unchecked Sendable {
         w.u32(UInt32(written.count))
         for (key, l) in written {
             w.digest(key)
-            w.u64(l.packID)
-            w.u64(l.offset)
-            w.u32(l.storedSize)
-            w.u32(l.rawSize)
-            w.u8(l.flags.rawValue)
-            w.u32(l.checksum)
+            l.write(to: &w)
         }
         w.u32(UInt32(filled))
         w.raw(Array(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(segments[active])[..<filled])))
@@ -446,9 +441,7 @@ public final class IngestSession: @unchecked Sendable {
         }
         for _ in 0..<Int(try r.u32()) {
             let key = try r.digest()
-            let loc = ChunkLocation(packID: try r.u64(), offset: try r.u64(), storedSize: try r.u32(), rawSize: try r.u32(),
-                                    flags: ChunkFlags(rawValue: try r.u8()), checksum: try r.u32())
-            written[key] = loc
+            written[key] = try ChunkLocation(reading: &r)
         }
         let tail = try r.raw(Int(try r.u32()))
         guard tail.count <= segmentCapacity else { throw BlobStoreError(.corrupt, "ingest state of \(reference) has an oversized tail") }
