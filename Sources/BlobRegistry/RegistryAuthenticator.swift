@@ -26,7 +26,9 @@ struct RegistryAuthenticator<Context: RequestContext>: RouterMiddleware {
                 guard hash.hasPrefix("$2") else {
                     throw RegistryConfigurationError("htpasswd entry for \(parts[0]) is not bcrypt (use htpasswd -B)")
                 }
-                users[String(parts[0])] = hash
+                // htpasswd -B writes $2y$, the same algorithm as $2b$, which is all the
+                // OpenBSD bcrypt behind Bcrypt.verify knows (with $2a$).
+                users[String(parts[0])] = hash.hasPrefix("$2y$") ? "$2b$" + hash.dropFirst(4) : hash
             }
         }
         self.users = users

@@ -50,10 +50,11 @@ public struct RegistryServer {
             metrics.emit(into: &text)
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(bytes: text)))
         }
+        // Before auth, so its 401 challenges carry the API version header too.
+        router.add(middleware: DistributionHeaderMiddleware())
         if let auth = configuration.auth, auth.htpasswd != nil || !(auth.tokens ?? []).isEmpty {
             router.add(middleware: try RegistryAuthenticator<BasicRequestContext>(configuration: auth))
         }
-        router.add(middleware: DistributionHeaderMiddleware())
         let handler: @Sendable (Request, BasicRequestContext) async throws -> Response = { request, context in
             try await registry.handle(request, context: context)
         }
