@@ -26,7 +26,7 @@ extension Registry {
                 let source = try from.flatMap { try store.repositoryBlob($0, digest) }
                 let known = try from == nil && store.contains(digest)
                 guard source != nil || known else { return false }
-                _ = try store.takeLease(duration: self.configuration.uploadLeaseSeconds, processBound: false, purpose: "mount \(digest)")
+                try store.hold(digest, seconds: self.configuration.uploadLeaseSeconds)
                 try store.linkBlob(name, digest)
                 return true
             }
@@ -129,7 +129,7 @@ extension Registry {
     private func commit(_ session: IngestSession, digest: Digest, size: UInt64?) async throws -> IngestResult {
         do {
             return try await Blocking.run {
-                try session.commit(expected: digest, expectedSize: size, pin: false, keepLease: true)
+                try session.commit(expected: digest, expectedSize: size, pin: false, holdFor: self.configuration.uploadLeaseSeconds)
             }
         } catch let e as BlobStoreError where e.code == .digestMismatch {
             throw RegistryError(.digestInvalid, e.message)

@@ -258,10 +258,10 @@ public final class IngestSession: @unchecked Sendable {
     /// its new chunks durable and records it in the index. A mismatch throws and stores
     /// nothing. A blob that was already present is not written again.
     ///
-    /// With `keepLease` the session's lease outlives the commit until it expires: a registry
+    /// With `holdFor` the blob is held that many seconds (see `Store.hold`): a registry
     /// upload keeps its blob alive that way until the manifest that uses it arrives.
     public func commit(expected: Digest? = nil, expectedSize: UInt64? = nil, mediaType: String? = nil, pin: Bool = true,
-                       keepLease: Bool = false) throws -> IngestResult {
+                       holdFor: UInt64? = nil) throws -> IngestResult {
         precondition(!finished, "commit after commit or abort")
         try flushSegment(isFinal: true)
         try drain()
@@ -278,21 +278,23 @@ public final class IngestSession: @unchecked Sendable {
         // Point of no return: pack bytes become durable, then the index points at them.
         try store.packs.sync()
         let result = try store.index.write { txn throws -> IngestResult in
-            try record(txn, digest: digest, mediaType: mediaType, pin: pin, keepLease: keepLease)
+            let result = try record(txn, digest: digest, mediaType: mediaType, pin: pin)
+            if let holdFor { try Store.hold(txn, digest, seconds: holdFor) }
+            return result
         }
         store.logger.debug("ingested blob", metadata: ["digest": "\(digest)", "size": "\(size)", "new-chunks": "\(result.newChunks)"])
         return result
     }
 
     /// The commit transaction's work.
-    private func record(_ txn: borrowing LMDBTransaction, digest: Digest, mediaType: String?, pin: Bool, keepLease: Bool) throws -> IngestResult {
+    private func record(_ txn: borrowing LMDBTransaction, digest: Digest, mediaType: String?, pin: Bool) throws -> IngestResult {
         var totals = try Store.totals(txn)
         var packStats: [UInt64: PackStats] = [:]
         func stats(_ id: UInt64) throws -> PackStats {
             if let s = packStats[id] { return s }
             return try Store.packStats(txn, id)
         }
-        if !keepLease { try Store.releaseLease(txn, lease.id) }
+        try Store.releaseLease(txn, lease.id)
         if let reference { try txn.delete("ingests", Array(reference.utf8)) }
 
         let blobKey = digest.key

@@ -97,6 +97,7 @@ extension Store {
         }
         try txn.delete("blobs", digest.key)
         try txn.delete("layers", digest.key)
+        try txn.delete("holds", digest.key)
         try GarbageQueue.remove(txn, .blob, digest)
         // A manifest's references to its config, layers and child manifests go with it.
         if let children = try edges(txn, of: digest) {

@@ -40,6 +40,8 @@ extension Store {
                 if kind == .blob && gen < floor { blobs.append(key) }
                 return true
             }
+            // Blobs under an unexpired hold wait; expired holds go.
+            blobs = try blobs.filter { try !Store.isHeld(txn, $0) }
             if blobs.isEmpty { break }
             for digest in blobs {
                 try GarbageQueue.remove(txn, .blob, digest)
