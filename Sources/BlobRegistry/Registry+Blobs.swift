@@ -54,22 +54,23 @@ extension Registry {
         }
     }
 
-    /// Copies a byte range of a blob to a response, 4 MiB at a time.
+    /// Copies a byte range of a blob to a response, one batch of chunks at a time, reading
+    /// the next batch while the previous one is being written.
     func copy(_ digest: Digest, _ range: Range<UInt64>, to writer: inout any ResponseBodyWriter) async throws {
-        let window: UInt64 = 4 << 20
-        var offset = range.lowerBound
         let store = self.store
-        while offset < range.upperBound {
-            let part = offset..<min(offset + window, range.upperBound)
-            let buffer = try await Blocking.run { () -> ByteBuffer in
-                var buffer = ByteBuffer()
-                buffer.reserveCapacity(Int(part.count))
-                try store.read(digest, range: part) { buffer.writeBytes($0) }
+        let stream = try await Blocking.run { try BlobStream(store: store, digest: digest, range: range) }
+        @Sendable func nextBatch() async throws -> ByteBuffer? {
+            try await Blocking.run { () -> ByteBuffer? in
+                var buffer: ByteBuffer?
+                _ = try stream.next { bytes in buffer = ByteBuffer(bytes: bytes) }
                 return buffer
             }
+        }
+        var pending = Task { try await nextBatch() }
+        while let buffer = try await pending.value {
+            pending = Task { try await nextBatch() }
             bytesOut.increment(by: Int64(buffer.readableBytes))
             try await writer.write(buffer)
-            offset = part.upperBound
         }
     }
 

@@ -100,27 +100,35 @@ extension Registry {
     }
 
     /// Feeds a request body to an ingest in pieces of up to 4 MiB (one hop to the blocking
-    /// pool per piece, not per network read).
+    /// pool per piece, not per network read); the network keeps reading the next piece
+    /// while the previous one is appended.
     private func receive(_ body: RequestBody, into session: IngestSession, abortOnError: Bool) async throws {
         let limit = configuration.maxBlobBytes
+        let pieceSize = 4 << 20
         var pending = ByteBuffer()
+        pending.reserveCapacity(pieceSize)
+        var appending: Task<Void, Error>?
+        func hand(_ piece: ByteBuffer) async throws {
+            try await appending?.value
+            if limit > 0 && session.size + UInt64(piece.readableBytes) > limit {
+                throw RegistryError(.sizeInvalid, "blob exceeds the limit of \(limit) bytes", status: .contentTooLarge)
+            }
+            appending = Task { try await Blocking.run { try piece.withUnsafeReadableBytes { try session.append($0) } } }
+        }
         do {
             for try await buffer in body {
                 pending.writeImmutableBuffer(buffer)
                 bytesIn.increment(by: Int64(buffer.readableBytes))
-                if pending.readableBytes >= 4 << 20 {
-                    let piece = pending
+                if pending.readableBytes >= pieceSize {
+                    try await hand(pending)
                     pending = ByteBuffer()
-                    try await Blocking.run { try piece.withUnsafeReadableBytes { try session.append($0) } }
-                    if limit > 0 && session.size > limit { throw RegistryError(.sizeInvalid, "blob exceeds the limit of \(limit) bytes", status: .contentTooLarge) }
+                    pending.reserveCapacity(pieceSize)
                 }
             }
-            if pending.readableBytes > 0 {
-                let piece = pending
-                try await Blocking.run { try piece.withUnsafeReadableBytes { try session.append($0) } }
-            }
-            if limit > 0 && session.size > limit { throw RegistryError(.sizeInvalid, "blob exceeds the limit of \(limit) bytes", status: .contentTooLarge) }
+            if pending.readableBytes > 0 { try await hand(pending) }
+            try await appending?.value
         } catch {
+            _ = try? await appending?.value // never abort under an append still running
             if abortOnError { try? await Blocking.run { try session.abort() } }
             throw error
         }

@@ -9,36 +9,8 @@ extension Store {
     /// are an error naming the blob and the chunk, never wrong data.
     public func read(_ digest: Digest, range: Range<UInt64>? = nil, verify: Bool = false,
                      to sink: (UnsafeRawBufferPointer) throws -> Void) throws {
-        let blob = try blobRecord(digest)
-        let wanted = range ?? 0..<blob.size
-        guard wanted.lowerBound <= wanted.upperBound, wanted.upperBound <= blob.size else {
-            throw BlobStoreError(.invalidArgument, "range \(wanted.lowerBound)-\(wanted.upperBound) is outside blob \(digest) of \(blob.size) bytes")
-        }
-        if wanted.isEmpty { return }
-        let first = blob.chunkIndex(containing: wanted.lowerBound)
-        let last = blob.chunkIndex(containing: wanted.upperBound - 1)
-        let batchBytes = 8 << 20
-        // One buffer for every batch of this read (a batch is at most 8 MiB + one chunk).
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: batchBytes + config.chunking.maxSize, alignment: 64)
-        defer { buffer.deallocate() }
-        var next = first
-        while next <= last {
-            // A batch: consecutive chunks up to ~8 MiB of raw bytes.
-            var end = next
-            var bytes: UInt64 = 0
-            while end <= last && (end == next || bytes < UInt64(batchBytes)) {
-                bytes += blob.chunkEnds[end] - blob.chunkStart(end)
-                end += 1
-            }
-            let batch = UnsafeMutableRawBufferPointer(rebasing: buffer[..<Int(bytes)])
-            try readChunks(of: blob, digest: digest, indices: next..<end, into: batch, verify: verify)
-            // Trim the batch to the requested range.
-            let batchStart = blob.chunkStart(next)
-            let from = Int(max(wanted.lowerBound, batchStart) - batchStart)
-            let to = Int(min(wanted.upperBound, blob.chunkEnds[end - 1]) - batchStart)
-            try sink(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(batch)[from..<to]))
-            next = end
-        }
+        let stream = try BlobStream(store: self, digest: digest, range: range, verify: verify)
+        while try stream.next(sink) {}
     }
 
     /// Reads a whole blob into memory. For small blobs (manifests, configs) and tests.
@@ -59,7 +31,7 @@ extension Store {
     }
 
     /// Fetches, checks and decompresses chunks `indices` of `blob`, laid out back to back.
-    private func readChunks(of blob: BlobRecord, digest: Digest, indices: Range<Int>, into buffer: UnsafeMutableRawBufferPointer, verify: Bool) throws {
+    func readChunks(of blob: BlobRecord, digest: Digest, indices: Range<Int>, into buffer: UnsafeMutableRawBufferPointer, verify: Bool) throws {
         let locations = try index.read { txn throws -> [ChunkLocation] in
             var result: [ChunkLocation] = []
             result.reserveCapacity(indices.count)
@@ -120,8 +92,15 @@ extension Store {
             throw BlobStoreError(.corrupt, "index says \(location.rawSize) bytes, recipe says \(target.count)")
         }
         let recordSize = Int(location.recordSize)
-        let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: recordSize, alignment: 64)
-        defer { scratch.deallocate() }
+        try scratchBuffers.withElement { pooled in
+            let scratch = UnsafeMutableRawBufferPointer(rebasing: try pooled.buffer(atLeast: recordSize)[..<recordSize])
+            try readRecord(key, location, scratch, into: target, verify: verify)
+        }
+    }
+
+    private func readRecord(_ key: Digest, _ location: ChunkLocation, _ scratch: UnsafeMutableRawBufferPointer,
+                            into target: UnsafeMutableRawBufferPointer, verify: Bool) throws {
+        let recordSize = scratch.count
         let n = try packs.read(pack: location.packID, at: location.offset, into: scratch)
         let place = "pack \(PackFormat.fileName(for: location.packID)) offset \(location.offset)"
         guard n == recordSize else {

@@ -19,6 +19,7 @@ public final class Store: @unchecked Sendable {
     let chunker: Chunker
     let compressors: ContextPool<ZstdCompressor>
     let decompressors = ContextPool { ZstdDecompressor() }
+    let scratchBuffers = ContextPool { ScratchBuffer() }
 
     /// The index databases. `garbage` is the queue of objects whose count reached zero.
     static let databases = ["meta", "chunks", "blobs", "packs", "leases", "garbage", "ingests",

@@ -1,0 +1,77 @@
+/// A blob (or a byte range of it) read batch by batch: the recipe is loaded once, and each
+/// `next` reads the next run of whole chunks (about 8 MiB) in parallel and hands over the
+/// part of it inside the range. Callers that interleave reads with other work — an HTTP
+/// response written between batches — pull batches at their own pace, without
+/// re-reading the recipe or decompressing a chunk twice at a window's edge.
+public final class BlobStream: @unchecked Sendable {
+    public let digest: Digest
+    public let range: Range<UInt64>
+    private let store: Store
+    private let blob: BlobRecord
+    private let verify: Bool
+    private var nextChunk: Int
+    private let lastChunk: Int
+    private var buffer: UnsafeMutableRawBufferPointer?
+    static let batchBytes = 8 << 20
+
+    public init(store: Store, digest: Digest, range: Range<UInt64>? = nil, verify: Bool = false) throws {
+        self.store = store
+        self.digest = digest
+        self.verify = verify
+        blob = try store.blobRecord(digest)
+        let wanted = range ?? 0..<blob.size
+        guard wanted.upperBound <= blob.size else {
+            throw BlobStoreError(.invalidArgument, "range \(wanted.lowerBound)-\(wanted.upperBound) is outside blob \(digest) of \(blob.size) bytes")
+        }
+        self.range = wanted
+        if wanted.isEmpty {
+            nextChunk = 1
+            lastChunk = 0
+        } else {
+            nextChunk = blob.chunkIndex(containing: wanted.lowerBound)
+            lastChunk = blob.chunkIndex(containing: wanted.upperBound - 1)
+        }
+    }
+
+    deinit { buffer?.deallocate() }
+
+    /// Reads the next batch and passes its bytes (within the range) to `sink`; false once
+    /// everything was read.
+    public func next(_ sink: (UnsafeRawBufferPointer) throws -> Void) throws -> Bool {
+        guard nextChunk <= lastChunk else { return false }
+        let first = nextChunk
+        var end = first
+        var bytes: UInt64 = 0
+        while end <= lastChunk && (end == first || bytes < UInt64(BlobStream.batchBytes)) {
+            bytes += blob.chunkEnds[end] - blob.chunkStart(end)
+            end += 1
+        }
+        if buffer == nil {
+            buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: BlobStream.batchBytes + store.config.chunking.maxSize, alignment: 64)
+        }
+        let batch = UnsafeMutableRawBufferPointer(rebasing: buffer![..<Int(bytes)])
+        try store.readChunks(of: blob, digest: digest, indices: first..<end, into: batch, verify: verify)
+        let batchStart = blob.chunkStart(first)
+        let from = Int(max(range.lowerBound, batchStart) - batchStart)
+        let to = Int(min(range.upperBound, blob.chunkEnds[end - 1]) - batchStart)
+        nextChunk = end
+        try sink(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(batch)[from..<to]))
+        return true
+    }
+}
+
+/// A reusable scratch buffer for pack records, grown on demand (see `Store.scratchBuffers`):
+/// reading a chunk allocates nothing in the steady state.
+final class ScratchBuffer {
+    private var storage = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 64)
+
+    func buffer(atLeast size: Int) throws -> UnsafeMutableRawBufferPointer {
+        if storage.count < size {
+            storage.deallocate()
+            storage = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 64)
+        }
+        return storage
+    }
+
+    deinit { storage.deallocate() }
+}
