@@ -27,6 +27,7 @@ let package = Package(
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CFuse", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
+        .systemLibrary(name: "CMalloc"),
         .target(
             name: "BlobStore",
             dependencies: [
@@ -58,7 +59,7 @@ let package = Package(
         .executableTarget(
             name: "blobctl",
             dependencies: [
-                "BlobStore", "GC", "BlobRegistry", "BlobFS",
+                "BlobStore", "GC", "BlobRegistry", "BlobFS", "CMalloc",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

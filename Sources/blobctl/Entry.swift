@@ -1,11 +1,13 @@
 import ArgumentParser
 import BlobStore
+import CMalloc
 import Foundation
 
 /// Runs the command line and turns every outcome into one of blobctl's exit codes.
 @main
 enum Entry {
     static func main() async {
+        blobstore_tune_malloc()
         do {
             var command = try Blobctl.parseAsRoot(GlobalArguments.hoist(Array(CommandLine.arguments.dropFirst())))
             if var asyncCommand = command as? AsyncParsableCommand {
