@@ -116,6 +116,17 @@ public final class BlobFileSystem: @unchecked Sendable {
         return built
     }
 
+    /// Builds every current image's tree (in the background at mount time).
+    func prepareTrees() {
+        for image in namespace.current() {
+            do {
+                _ = try tree(image.manifest)
+            } catch {
+                logger.warning("could not build a root file system", metadata: ["image": "\(image.reference)", "error": "\(error)"])
+            }
+        }
+    }
+
     /// Children of a directory node, with their nodes (for readdir with attributes).
     func list(_ node: FileNode, path: String) throws -> [(String, FileNode?)] {
         switch node {

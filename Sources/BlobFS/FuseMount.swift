@@ -2,6 +2,7 @@ internal import CFuse
 import BlobStore
 import Foundation
 import Logging
+import Dispatch
 
 /// Runs the file system on a mount point through libfuse3's high-level API, in the
 /// foreground, until it is unmounted or the process gets SIGINT/SIGTERM (libfuse's signal
@@ -10,6 +11,8 @@ import Logging
 public enum FuseMount {
     public static func run(_ fs: BlobFileSystem, mountpoint: String, allowOther: Bool, debug: Bool = false) throws -> Int32 {
         fs.mountID = try fs.store.registerMount(mountpoint)
+        // Index the images' layers and build their trees now, not on the first `ls`.
+        DispatchQueue.global().async { fs.prepareTrees() }
         defer { if let id = fs.mountID { try? fs.store.unregisterMount(id) } }
         var args = ["blobctl", mountpoint, "-f", "-o", "ro,default_permissions,fsname=blobstore,subtype=blobstore"]
         if allowOther { args += ["-o", "allow_other"] }
@@ -81,6 +84,18 @@ public enum FuseMount {
         ops.release = { _, fi in
             FuseContext.current.call {
                 $0.handles.remove(fi!.pointee.fh)
+                return 0
+            }
+        }
+        ops.opendir = { path, fi in
+            FuseContext.current.call {
+                let p = String(cString: path!)
+                guard let node = try $0.fs.resolve(p) else { return -ENOENT }
+                // An image's root file system never changes: let the kernel keep listings.
+                if case .rootfs = node {
+                    fi!.pointee.cache_readdir = 1
+                    fi!.pointee.keep_cache = 1
+                }
                 return 0
             }
         }

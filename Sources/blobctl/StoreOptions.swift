@@ -14,7 +14,13 @@ struct StoreOptions: ParsableArguments {
     @Flag(name: .long, help: "Log debug details to stderr.")
     var verbose = false
 
+    /// The store's folder, made absolute (a background mount runs from `/`).
     var root: String {
+        let path = resolvedRoot
+        return path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+    }
+
+    private var resolvedRoot: String {
         if let store { return store }
         let env = ProcessInfo.processInfo.environment
         if let root = env["BLOBSTORE_ROOT"], !root.isEmpty { return root }

@@ -31,7 +31,7 @@ extension Store {
     }
 
     /// Fetches, checks and decompresses chunks `indices` of `blob`, laid out back to back.
-    func readChunks(of blob: BlobRecord, digest: Digest, indices: Range<Int>, into buffer: UnsafeMutableRawBufferPointer, verify: Bool) throws {
+    package func readChunks(of blob: BlobRecord, digest: Digest, indices: Range<Int>, into buffer: UnsafeMutableRawBufferPointer, verify: Bool) throws {
         let locations = try index.read { txn throws -> [ChunkLocation] in
             var result: [ChunkLocation] = []
             result.reserveCapacity(indices.count)
