@@ -1,5 +1,4 @@
 import BlobStore
-import Dispatch
 import Foundation
 
 /// An open file: where its bytes come from, and a chunk-aligned read-ahead window.
@@ -7,8 +6,8 @@ import Foundation
 /// FUSE reads arrive in pieces of at most 128 KiB. A read outside the window fetches just
 /// the chunks that cover it (one or two: fast first bytes and random reads). Once reads
 /// look sequential the window grows, doubling up to 8 MiB, and is fetched in one go (its
-/// chunks decompressed in parallel); when half of it has been read, the next window is
-/// fetched in the background, so sequential reads rarely wait.
+/// chunks decompressed in parallel). (Fetching the next window in the background was
+/// tried and measured slower: it competed with the kernel's own parallel read-ahead.)
 final class OpenFile: @unchecked Sendable {
     enum Source {
         case blob(Digest, offset: UInt64, size: UInt64)
@@ -19,16 +18,9 @@ final class OpenFile: @unchecked Sendable {
     private let lock = NSLock()
     private var recipe: BlobRecord?
     private var window = Window()
-    /// The background fetch's result, under its own lock (the reader may wait for the
-    /// fetch while holding `lock`).
-    private var prefetchedSlot: Window?
-    private let prefetchLock = NSLock()
-    private var prefetched: Window? {
-        get { prefetchLock.lock(); defer { prefetchLock.unlock() }; return prefetchedSlot }
-        set { prefetchLock.lock(); prefetchedSlot = newValue; prefetchLock.unlock() }
-    }
-    private var prefetching: DispatchWorkItem?
-    private var nextExpected: UInt64 = 0
+    /// The window before the current one: the kernel's read-ahead sends several reads at
+    /// once and not always in order, so a late one often lands here.
+    private var previous = Window()
     private var windowChunks = 1
     static let maxWindowBytes: UInt64 = 8 << 20
 
@@ -56,36 +48,21 @@ final class OpenFile: @unchecked Sendable {
             defer { lock.unlock() }
             if recipe == nil { recipe = try store.blobRecord(digest) }
             let blob = recipe!
+            if !window.covers(wanted) && previous.covers(wanted) {
+                swap(&window, &previous)
+            }
             if !window.covers(wanted) {
-                if let p = prefetched, p.covers(wanted) {
-                    window = p
-                } else {
-                    prefetching?.wait()
-                    if let p = prefetched, p.covers(wanted) {
-                        window = p
-                    } else {
-                        // Sequential reads widen the window; a jump shrinks it to what is asked.
-                        windowChunks = offset == nextExpected && offset > 0 ? min(windowChunks * 2, 64) : 1
-                        window = try fetch(store, blob, digest, from: wanted.lowerBound, covering: wanted.upperBound, chunks: windowChunks)
-                    }
-                }
-                prefetched = nil
+                // Reads near the window (within its size either way: the kernel's read-ahead
+                // is not strictly in order) widen it; a jump shrinks it to the chunk asked for.
+                let windowEnd = window.start + UInt64(window.bytes.count)
+                let slack = OpenFile.maxWindowBytes
+                let near = !window.bytes.isEmpty && wanted.lowerBound + slack >= window.start && wanted.lowerBound <= windowEnd + slack
+                windowChunks = near ? min(windowChunks * 2, 64) : 1
+                previous = window
+                window = try fetch(store, blob, digest, from: wanted.lowerBound, covering: wanted.upperBound, chunks: windowChunks)
             }
             let n = Int(wanted.count)
             window.bytes.withUnsafeBytes { buffer.copyMemory(from: $0.baseAddress! + Int(wanted.lowerBound - window.start), byteCount: n) }
-            nextExpected = offset + UInt64(n)
-            // Past the middle of a window of a sequential reader: fetch the next one now.
-            let windowEnd = window.start + UInt64(window.bytes.count)
-            if windowChunks > 1, prefetched == nil, wanted.upperBound > window.start + UInt64(window.bytes.count / 2),
-               windowEnd < base + size {
-                let chunks = windowChunks
-                let item = DispatchWorkItem { [weak self] in
-                    guard let self, let next = try? self.fetch(store, blob, digest, from: windowEnd, covering: windowEnd + 1, chunks: chunks) else { return }
-                    self.prefetched = next
-                }
-                prefetching = item
-                DispatchQueue.global().async(execute: item)
-            }
             return n
         }
     }
@@ -100,8 +77,11 @@ final class OpenFile: @unchecked Sendable {
             last += 1
         }
         let start = blob.chunkStart(first)
-        var bytes = [UInt8](repeating: 0, count: Int(blob.chunkEnds[last] - start))
-        try bytes.withUnsafeMutableBytes { try store.readChunks(of: blob, digest: digest, indices: first..<last + 1, into: $0, verify: false) }
+        let count = Int(blob.chunkEnds[last] - start)
+        let bytes = try [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+            try store.readChunks(of: blob, digest: digest, indices: first..<last + 1, into: UnsafeMutableRawBufferPointer(buffer), verify: false)
+            initialized = count
+        }
         return Window(start: start, bytes: bytes)
     }
 }

@@ -58,7 +58,7 @@ extension Registry {
     /// the next batch while the previous one is being written.
     func copy(_ digest: Digest, _ range: Range<UInt64>, to writer: inout any ResponseBodyWriter) async throws {
         let store = self.store
-        let stream = try await Blocking.run { try BlobStream(store: store, digest: digest, range: range) }
+        let stream = try await Blocking.run { try BlobStream(store: store, digest: digest, range: range, batchBytes: 2 << 20) }
         @Sendable func nextBatch() async throws -> ByteBuffer? {
             try await Blocking.run { () -> ByteBuffer? in
                 var buffer: ByteBuffer?

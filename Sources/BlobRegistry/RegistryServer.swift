@@ -41,6 +41,7 @@ public struct RegistryServer {
 
     public func run(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
         let metrics = RegistryServer.metricsRegistry()
+        store.chunkCache.setCapacity(configuration.chunkCacheBytes)
         let registry = Registry(store: store, configuration: configuration)
         let router = Router(context: BasicRequestContext.self)
         router.add(middleware: LogRequestsMiddleware(.info))

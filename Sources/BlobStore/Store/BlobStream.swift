@@ -12,10 +12,13 @@ public final class BlobStream: @unchecked Sendable {
     private var nextChunk: Int
     private let lastChunk: Int
     private var buffer: UnsafeMutableRawBufferPointer?
-    static let batchBytes = 8 << 20
+    private let batchBytes: Int
 
-    public init(store: Store, digest: Digest, range: Range<UInt64>? = nil, verify: Bool = false) throws {
+    /// `batchBytes` bounds each batch: larger batches decompress more chunks in parallel,
+    /// smaller ones keep many concurrent readers (a registry's) within less memory.
+    public init(store: Store, digest: Digest, range: Range<UInt64>? = nil, verify: Bool = false, batchBytes: Int = 8 << 20) throws {
         self.store = store
+        self.batchBytes = batchBytes
         self.digest = digest
         self.verify = verify
         blob = try store.blobRecord(digest)
@@ -42,12 +45,12 @@ public final class BlobStream: @unchecked Sendable {
         let first = nextChunk
         var end = first
         var bytes: UInt64 = 0
-        while end <= lastChunk && (end == first || bytes < UInt64(BlobStream.batchBytes)) {
+        while end <= lastChunk && (end == first || bytes < UInt64(batchBytes)) {
             bytes += blob.chunkEnds[end] - blob.chunkStart(end)
             end += 1
         }
         if buffer == nil {
-            buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: BlobStream.batchBytes + store.config.chunking.maxSize, alignment: 64)
+            buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: batchBytes + store.config.chunking.maxSize, alignment: 64)
         }
         let batch = UnsafeMutableRawBufferPointer(rebasing: buffer![..<Int(bytes)])
         try store.readChunks(of: blob, digest: digest, indices: first..<end, into: batch, verify: verify)

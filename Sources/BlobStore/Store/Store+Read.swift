@@ -45,6 +45,7 @@ extension Store {
         }
         let base = blob.chunkStart(indices.lowerBound)
         let out = SendableMutableBuffer(buffer: buffer)
+        let cache = chunkCache
         var errors = [BlobStoreError?](repeating: nil, count: indices.count)
         errors.withUnsafeMutableBufferPointer { errorSlots in
             let slots = errorSlots.baseAddress!
@@ -54,7 +55,11 @@ extension Store {
                 let length = Int(blob.chunkEnds[i] - blob.chunkStart(i))
                 let target = UnsafeMutableRawBufferPointer(rebasing: out.buffer[start..<start + length])
                 do {
-                    try readChunk(blob.chunks[i], at: locations[j], into: target, verify: verify)
+                    let key = blob.chunks[i]
+                    // A cached chunk passed its checks when it was read; --verify reads anew.
+                    if !verify && cache.copy(key, into: target) { return }
+                    try readChunk(key, at: locations[j], into: target, verify: verify)
+                    cache.put(key, UnsafeRawBufferPointer(target))
                 } catch let error as BlobStoreError {
                     slots[j] = BlobStoreError(error.code, "blob \(digest): chunk \(i) (\(blob.chunks[i])): \(error.message)", errno: error.errno)
                 } catch {

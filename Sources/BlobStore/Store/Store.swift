@@ -20,6 +20,8 @@ public final class Store: @unchecked Sendable {
     let compressors: ContextPool<ZstdCompressor>
     let decompressors = ContextPool { ZstdDecompressor() }
     let scratchBuffers = ContextPool { ScratchBuffer() }
+    /// Decompressed chunks shared by readers; off until `chunkCache.setCapacity` is called.
+    public let chunkCache = ChunkCache()
 
     /// The index databases. `garbage` is the queue of objects whose count reached zero.
     static let databases = ["meta", "chunks", "blobs", "packs", "leases", "garbage", "ingests",
