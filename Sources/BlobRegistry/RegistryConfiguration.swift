@@ -8,7 +8,7 @@ import Foundation
 ///       "readOnly": false,
 ///       "tls": { "certificate": "/etc/blobstore/cert.pem", "key": "/etc/blobstore/key.pem" },
 ///       "auth": { "htpasswd": "/etc/blobstore/htpasswd", "tokens": ["s3cret-token"], "realm": "blobstore" },
-///       "limits": { "maxManifestBytes": 4194304, "maxBlobBytes": 0, "chunkCacheBytes": 268435456 },
+///       "limits": { "maxManifestBytes": 4194304, "maxBlobBytes": 0, "chunkCacheBytes": 134217728 },
 ///       "gc": { "intervalSeconds": 60, "uploadLeaseSeconds": 3600 },
 ///       "logLevel": "info"
 ///     }
@@ -33,7 +33,7 @@ public struct RegistryConfiguration: Codable, Sendable {
         public var maxManifestBytes: Int?
         /// Largest blob accepted; 0 or absent for no limit.
         public var maxBlobBytes: UInt64?
-        /// Memory for decompressed chunks shared by concurrent pulls (default 256 MiB; 0: off).
+        /// Memory for decompressed chunks shared by concurrent pulls (default 128 MiB; 0: off).
         public var chunkCacheBytes: Int?
     }
 
@@ -69,7 +69,7 @@ public struct RegistryConfiguration: Codable, Sendable {
 
     var maxManifestBytes: Int { limits?.maxManifestBytes ?? 4 << 20 }
     var maxBlobBytes: UInt64 { limits?.maxBlobBytes ?? 0 }
-    var chunkCacheBytes: Int { limits?.chunkCacheBytes ?? 256 << 20 }
+    var chunkCacheBytes: Int { limits?.chunkCacheBytes ?? 128 << 20 }
     var uploadLeaseSeconds: UInt64 { gc?.uploadLeaseSeconds ?? 3600 }
     var gcInterval: Double { gc?.intervalSeconds ?? 60 }
 
