@@ -82,15 +82,7 @@ log() { printf '[fuse-bench] %s\n' "$*" >&2; }
 die() { printf '[fuse-bench] ERROR: %s\n' "$*" >&2; exit 1; }
 
 # ------------------------------------------------------------ prerequisites ---
-APT_UPDATED=0
-ensure() { # ensure COMMAND PACKAGE
-  command -v "$1" >/dev/null 2>&1 && return 0
-  log "$1 not found; installing package $2"
-  command -v apt-get >/dev/null || die "$1 missing and no apt-get to install $2"
-  if [ "$APT_UPDATED" = 0 ]; then apt-get update -qq >&2 || true; APT_UPDATED=1; fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >&2 || die "could not install $2"
-  command -v "$1" >/dev/null 2>&1 || die "$1 still missing after installing $2"
-}
+. "$SCRIPT_DIR/lib.sh" # ensure COMMAND PACKAGE
 ensure fusermount3 fuse3
 ensure mksquashfs squashfs-tools
 ensure "$SQUASHFUSE" squashfuse

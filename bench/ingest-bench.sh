@@ -60,15 +60,7 @@ want() { [[ ",$TOOLS," == *",$1,"* ]]; }
 if [ "$CHUNK_SWEEP" = 1 ]; then TOOLS=blobstore; fi
 
 # ------------------------------------------------------------ prerequisites ---
-APT_UPDATED=0
-ensure() { # ensure COMMAND PACKAGE
-  command -v "$1" >/dev/null 2>&1 && return 0
-  log "$1 not found; installing package $2"
-  command -v apt-get >/dev/null || die "$1 missing and no apt-get to install $2"
-  if [ "$APT_UPDATED" = 0 ]; then apt-get update -qq >&2 || true; APT_UPDATED=1; fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >&2 || die "could not install $2"
-  command -v "$1" >/dev/null 2>&1 || die "$1 still missing after installing $2"
-}
+. "$SCRIPT_DIR/lib.sh" # ensure COMMAND PACKAGE
 if [ ! -x /usr/bin/time ]; then
   log "/usr/bin/time not found; installing package time"
   apt-get update -qq >&2 || true; APT_UPDATED=1

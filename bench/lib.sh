@@ -1,0 +1,12 @@
+# Shared helpers of the bench scripts; sourced after each defines log() and die().
+
+APT_UPDATED=0
+# ensure COMMAND PACKAGE: installs PACKAGE from Debian when COMMAND is missing.
+ensure() {
+  command -v "$1" >/dev/null 2>&1 && return 0
+  log "$1 not found; installing package $2"
+  command -v apt-get >/dev/null || die "$1 missing and no apt-get to install $2"
+  if [ "$APT_UPDATED" = 0 ]; then apt-get update -qq >&2 || true; APT_UPDATED=1; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >&2 || die "could not install $2"
+  command -v "$1" >/dev/null 2>&1 || die "$1 still missing after installing $2"
+}
