@@ -19,12 +19,14 @@ public struct FsckReport: Sendable, Codable, Equatable {
     public var unreferenced: [String] = []
     /// Pack bytes the index does not point at (dead, or left by ingests that never committed).
     public var unreferencedPackBytes: UInt64 = 0
-    /// Records whose checksum fails or that do not parse, across all packs.
+    /// Stretches of pack files that do not parse or fail their checksum and that the index
+    /// does not point at: torn tails of writes that never committed (a crash, a full disk).
+    /// Reclaimable garbage, not damage; damage to referenced records shows in `corrupt`.
     public var damagedPackRecords = 0
     /// What `--repair` changed.
     public var repaired: [String] = []
 
-    public var isHealthy: Bool { countMismatches.isEmpty && missing.isEmpty && corrupt.isEmpty && damagedPackRecords == 0 }
+    public var isHealthy: Bool { countMismatches.isEmpty && missing.isEmpty && corrupt.isEmpty }
 }
 
 /// The full-reachability audit behind `blobctl fsck`: a mark from the roots (tags,
@@ -56,12 +58,15 @@ public struct StoreChecker: Sendable {
         var indexed = Set<PackPosition>()
         for (_, chunk) in audit.chunks { indexed.insert(PackPosition(pack: chunk.location.packID, offset: chunk.location.offset)) }
         var found: [Digest: ChunkLocation] = [:] // intact records, for repair
+        var intactIndexed = Set<PackPosition>()
         for (id, size) in try store.packs.packs() {
             report.packs += 1
             var referenced: UInt64 = 0
             let summary = try PackScanner(backend: store.packs, id: id, size: size).scan { record in
-                if indexed.contains(PackPosition(pack: id, offset: record.offset)) {
+                let position = PackPosition(pack: id, offset: record.offset)
+                if indexed.contains(position) {
                     referenced += UInt64(PackFormat.recordHeaderSize) + UInt64(record.header.storedSize)
+                    if record.payloadIntact { intactIndexed.insert(position) }
                 }
                 if record.payloadIntact {
                     found[record.header.key] = ChunkLocation(packID: id, offset: record.offset, storedSize: record.header.storedSize,
@@ -70,7 +75,16 @@ public struct StoreChecker: Sendable {
             }
             report.packRecords += summary.records
             report.damagedPackRecords += summary.damagedRecords
+            if !summary.headerValid { report.corrupt.append("pack \(PackFormat.fileName(for: id)) has a damaged header") }
             report.unreferencedPackBytes += size - min(size, referenced + UInt64(PackFormat.headerSize))
+        }
+
+        // Without reading every chunk, a referenced record that did not parse intact is damage.
+        if !verifyChunks {
+            for (key, chunk) in audit.chunks where !intactIndexed.contains(PackPosition(pack: chunk.location.packID, offset: chunk.location.offset)) {
+                report.corrupt.append("chunk \(key): its record in pack \(PackFormat.fileName(for: chunk.location.packID)) is damaged or missing")
+            }
+            report.corrupt.sort()
         }
 
         // Every chunk read back and hashed, on all cores.

@@ -28,7 +28,7 @@ struct Fsck: ParsableCommand {
                 for item in items.prefix(50) { print("  \(item)") }
                 if items.count > 50 { print("  … \(items.count - 50) more") }
             }
-            if report.damagedPackRecords > 0 { print("damaged pack records: \(report.damagedPackRecords)") }
+            if report.damagedPackRecords > 0 { print("unreadable stretches in packs (torn writes, not referenced): \(report.damagedPackRecords)") }
             print("pack bytes not referenced by the index: \(Terminal.bytes(report.unreferencedPackBytes)) (reclaimed by gc)")
             print(report.isHealthy ? "store is healthy" : (repair ? "store had problems; see what was repaired" : "store has problems (try --repair)"))
         }
