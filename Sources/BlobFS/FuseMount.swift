@@ -20,16 +20,21 @@ public enum FuseMount {
         var cArgs = args.map { strdup($0) }
         defer { cArgs.forEach { free($0) } }
         var ops = FuseMount.operations()
-        let context = Unmanaged.passRetained(FuseContext(fs))
+        let fuseContext = FuseContext(fs)
+        let context = Unmanaged.passRetained(fuseContext)
         defer { context.release() }
-        return cArgs.withUnsafeMutableBufferPointer { argv in
+        let status = cArgs.withUnsafeMutableBufferPointer { argv in
             fuse_main_real(Int32(argv.count), argv.baseAddress, &ops, MemoryLayout<fuse_operations>.size, context.toOpaque())
         }
+        // libfuse reports an exit through SIGINT/SIGTERM as a failure, but once the file
+        // system was up and libfuse has unmounted it, that is the clean way to stop.
+        return fuseContext.started ? 0 : status
     }
 
     static func operations() -> fuse_operations {
         var ops = fuse_operations()
         ops.`init` = { _, cfg in
+            FuseContext.current.started = true
             if let cfg {
                 cfg.pointee.use_ino = 1
                 cfg.pointee.kernel_cache = 1
@@ -174,6 +179,8 @@ public enum FuseMount {
 final class FuseContext: @unchecked Sendable {
     let fs: BlobFileSystem
     let handles = HandleTable()
+    /// Set once the kernel has accepted the mount.
+    var started = false
 
     init(_ fs: BlobFileSystem) { self.fs = fs }
 

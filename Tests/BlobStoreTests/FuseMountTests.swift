@@ -168,6 +168,30 @@ final class FuseMountTests: XCTestCase {
         XCTAssertEqual(FileManager.default.contents(atPath: lower + "/etc/motd"), Data("welcome!\n".utf8), "the image is untouched")
     }
 
+    /// In the foreground, SIGTERM and SIGINT unmount cleanly and the process exits 0.
+    func testSignalsUnmountCleanly() throws {
+        for signal in [SIGTERM, SIGINT] {
+            let point = dir + "/fg\(signal)"
+            try FileManager.default.createDirectory(atPath: point, withIntermediateDirectories: true)
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: try blobctlPath())
+            p.arguments = ["--store", root, "mount", point, "--foreground"]
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            var mounted = false
+            for _ in 0..<100 where !mounted {
+                usleep(50_000)
+                mounted = FileManager.default.fileExists(atPath: point + "/blobs")
+            }
+            XCTAssertTrue(mounted)
+            kill(p.processIdentifier, signal)
+            p.waitUntilExit()
+            XCTAssertEqual(p.terminationStatus, 0, "signal \(signal)")
+            let (_, mounts) = try sh("grep -c ' \(point) ' /proc/self/mountinfo || true")
+            XCTAssertEqual(mounts.trimmingCharacters(in: .whitespacesAndNewlines), "0", "unmounted after signal \(signal)")
+        }
+    }
+
     func testErrnosForUnknownPathsAndWrites() throws {
         XCTAssertEqual(open(mnt + "/rootfs/test/busybox/1.0/no-such-file", O_RDONLY), -1)
         XCTAssertEqual(errno, ENOENT)
