@@ -14,6 +14,7 @@ struct Mount: ParsableCommand {
     @Flag(help: "Let other users (and overlayfs run by root for them) read the mount.") var allowOther = false
     @Flag(help: "Stay in the foreground until unmounted.") var foreground = false
     @Flag(help: "libfuse debug output (implies --foreground).") var debug = false
+    @Option(help: "In the background, write the mount's log here (default: discarded).") var logFile: String?
 
     func run() throws {
         let point = URL(fileURLWithPath: mountpoint).standardizedFileURL.path
@@ -23,7 +24,7 @@ struct Mount: ParsableCommand {
         }
         let s = try store.open()
         if !foreground && !debug {
-            try MountDaemon.start(arguments: CommandLine.arguments, mountpoint: point)
+            try MountDaemon.start(arguments: CommandLine.arguments, mountpoint: point, logFile: logFile)
             print("mounted \(s.root) on \(point)")
             return
         }
@@ -56,19 +57,28 @@ struct Umount: ParsableCommand {
 /// Background mode: the same command re-run with --foreground in a new session, detached
 /// from the terminal; this process waits until the mount is up (or the child fails).
 enum MountDaemon {
-    static func start(arguments: [String], mountpoint: String) throws {
+    static func start(arguments: [String], mountpoint: String, logFile: String?) throws {
         let child = Process()
         child.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
         child.arguments = Array(arguments.dropFirst()) + ["--foreground"]
         child.standardInput = FileHandle.nullDevice
         child.standardOutput = FileHandle.nullDevice
+        // The log goes to a file when asked, else to a pipe read only if the mount fails.
         let errors = Pipe()
-        child.standardError = errors
+        if let logFile {
+            guard FileManager.default.createFile(atPath: logFile, contents: nil), let handle = FileHandle(forWritingAtPath: logFile) else {
+                throw BlobStoreError(.io, "cannot write log file \(logFile)")
+            }
+            child.standardError = handle
+        } else {
+            child.standardError = errors
+        }
         try child.run()
         for _ in 0..<200 {
             if isMounted(mountpoint) { return }
             if !child.isRunning {
-                let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                let message = logFile.flatMap { try? String(contentsOfFile: $0, encoding: .utf8) }
+                    ?? String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
                 throw BlobStoreError(.io, "mount failed: \(message.trimmingCharacters(in: .whitespacesAndNewlines))")
             }
             usleep(50_000)
