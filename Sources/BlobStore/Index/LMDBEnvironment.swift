@@ -174,11 +174,4 @@ package struct LMDBTransaction: ~Copyable {
         }
         if rc != MDB_NOTFOUND { try LMDBEnvironment.check(rc, "iterate", db) }
     }
-
-    /// Number of entries in a database.
-    package func count(_ db: String) throws -> Int {
-        var stat = MDB_stat()
-        try LMDBEnvironment.check(mdb_stat(handle, environment.database(db), &stat), "stat", db)
-        return Int(stat.ms_entries)
-    }
 }
