@@ -117,11 +117,7 @@ BLOBCTL=$(realpath "$BLOBCTL")
 "$BLOBCTL" mount --help >/dev/null 2>&1 || die "$BLOBCTL has no mount command"
 
 # ------------------------------------------------------------- scratch dir ---
-if [ -n "${BENCH_TMPDIR:-}" ]; then PARENT=$BENCH_TMPDIR
-elif [ -d /work ] && [ -w /work ]; then PARENT=/work/tmp-bench
-else PARENT=${TMPDIR:-/tmp}; fi
-mkdir -p "$PARENT"
-PARENT=$(realpath "$PARENT")   # absolute: the mount daemon runs with cwd /
+PARENT=$(scratch_parent)
 W=$(mktemp -d "$PARENT/fuse-bench.XXXXXX")
 STORE=$W/store
 LOCAL=$W/rootfs                 # the local directory (and mksquashfs's input)

@@ -104,10 +104,7 @@ if want blobstore; then
 fi
 
 # ------------------------------------------------------------- scratch dir ---
-if [ -n "${BENCH_TMPDIR:-}" ]; then PARENT=$BENCH_TMPDIR
-elif [ -d /work ] && [ -w /work ]; then PARENT=/work/tmp-bench
-else PARENT=${TMPDIR:-/tmp}; fi
-mkdir -p "$PARENT"
+PARENT=$(scratch_parent)
 W=$(mktemp -d "$PARENT/ingest-bench.XXXXXX")
 cleanup() { local rc=$?; if [ "$KEEP" = 1 ]; then log "kept scratch dir $W"; else rm -rf "$W"; fi; exit $rc; }
 trap cleanup EXIT

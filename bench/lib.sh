@@ -10,3 +10,14 @@ ensure() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >&2 || die "could not install $2"
   command -v "$1" >/dev/null 2>&1 || die "$1 still missing after installing $2"
 }
+
+# scratch_parent: prints (and creates) the absolute folder scratch dirs go in:
+# $BENCH_TMPDIR, else /work/tmp-bench when /work is writable, else $TMPDIR or /tmp.
+scratch_parent() {
+  local parent
+  if [ -n "${BENCH_TMPDIR:-}" ]; then parent=$BENCH_TMPDIR
+  elif [ -d /work ] && [ -w /work ]; then parent=/work/tmp-bench
+  else parent=${TMPDIR:-/tmp}; fi
+  mkdir -p "$parent"
+  realpath "$parent"
+}

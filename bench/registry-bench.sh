@@ -72,6 +72,7 @@ ALL_FILES=("${V1_FILES[@]}" "${V2_FILES[@]}")
 
 log() { printf '[rbench] %s\n' "$*" >&2; }
 die() { printf '[rbench] ERROR: %s\n' "$*" >&2; exit 1; }
+. "$SCRIPT_DIR/lib.sh" # scratch_parent
 want() { [[ ",$CONFIGS," == *",$1,"* ]]; }
 want_any() { local c; for c in "$@"; do want "$c" && return 0; done; return 1; }
 
@@ -135,10 +136,7 @@ if want_any blobstore blobstore-gz; then
 fi
 
 # ------------------------------------------------------------- scratch dir ---
-if [ -n "${BENCH_TMPDIR:-}" ]; then PARENT=$BENCH_TMPDIR
-elif [ -d /work ] && [ -w /work ]; then PARENT=/work/tmp-bench
-else PARENT=${TMPDIR:-/tmp}; fi
-mkdir -p "$PARENT"
+PARENT=$(scratch_parent)
 W=$(mktemp -d "$PARENT/registry-bench.XXXXXX")
 SERVER_PIDS=()
 stop_pid() { # stop_pid PID : SIGTERM, then SIGKILL after 15 s
