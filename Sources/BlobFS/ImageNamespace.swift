@@ -17,6 +17,8 @@ final class ImageNamespace: @unchecked Sendable {
         if Date().timeIntervalSince(loadedAt) > 1 {
             images = (try? store.images()) ?? images
             loadedAt = Date()
+            store.packs.sweep() // close handles of packs other processes removed
+
         }
         return images
     }

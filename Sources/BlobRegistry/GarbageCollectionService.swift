@@ -5,7 +5,8 @@ import Metrics
 import ServiceLifecycle
 
 /// Collects garbage in the background while the registry serves: no read-only mode, no
-/// global lock — uploads in flight hold leases, so nothing they rely on is collected.
+/// global lock — uploads in flight hold leases, so nothing they rely on is collected. A
+/// round is skipped while another process collects or checks the store.
 struct GarbageCollectionService: Service {
     let store: Store
     let interval: Double
@@ -26,7 +27,10 @@ struct GarbageCollectionService: Service {
                 // error (a CancellationError thrown from here would fail the service group).
                 do { try await Task.sleep(for: .seconds(interval)) } catch { return }
                 do {
-                    let report = try await Blocking.run { try GarbageCollector(store: store).collect() }
+                    guard let report = try await Blocking.run({ try GarbageCollector(store: store).collectIfIdle() }) else {
+                        logger.debug("garbage collection skipped: another process is collecting or checking the store")
+                        continue
+                    }
                     runs.increment()
                     freed.increment(by: Int64(report.bytesFreed))
                     if report.blobsFreed + report.chunksFreed + report.packsRemoved + report.packsCompacted > 0 {

@@ -8,6 +8,9 @@ import Foundation
 /// it then aborts, so its report is exactly what the real run would free at that moment.
 /// Packs left with no live chunk are unlinked after the commit, each under an exclusive
 /// claim so no writer can adopt it meanwhile.
+///
+/// One collector runs at a time per store (`Store.withMaintenanceLock`), so a collection
+/// never races a compaction or an `fsck --repair` of another process.
 public struct GarbageCollector: Sendable {
     public let store: Store
     /// A pack is compacted once at least this share of its bytes is dead.
@@ -18,7 +21,19 @@ public struct GarbageCollector: Sendable {
         self.compactionThreshold = compactionThreshold
     }
 
-    public func collect(dryRun: Bool = false) throws -> GCReport {
+    /// Collects, waiting for another collector or checker to finish first (`onWait` is
+    /// called once if it has to wait).
+    public func collect(dryRun: Bool = false, onWait: (() -> Void)? = nil) throws -> GCReport {
+        try store.withMaintenanceLock(wait: true, onWait: onWait) { try collectHoldingLock(dryRun: dryRun) }!
+    }
+
+    /// Collects unless another collector or checker is running; nil then.
+    public func collectIfIdle() throws -> GCReport? {
+        try store.withMaintenanceLock(wait: false) { try collectHoldingLock(dryRun: false) }
+    }
+
+    private func collectHoldingLock(dryRun: Bool) throws -> GCReport {
+        store.packs.sweep()
         let (report, doomed, stats) = try store.collectGarbage(dryRun: dryRun) { candidates in
             // Claim the empty packs now, inside the transaction, so none is adopted before
             // the commit. A pack still being written (locked) is skipped.
@@ -40,22 +55,21 @@ public struct GarbageCollector: Sendable {
         return final
     }
 
-    /// Compacts packs past the dead-share threshold. Only packs nobody appends to (claimed)
-    /// and untouched since the oldest live lease began, since an unfinished ingest's chunks
-    /// are not in the index yet and would not be copied.
+    /// Compacts packs past the dead-share threshold. Each is claimed first (nobody appends
+    /// to it or has unfinished records in it from a live process); `Store.compact` then
+    /// leaves it alone if a live lease lists it.
     private func compactPacks(_ report: inout GCReport, stats: [UInt64: PackStats], dryRun: Bool) throws {
-        let oldestLease = try store.oldestLiveLease() ?? UInt64.max
         for (id, size) in try store.packs.packs() {
             guard let s = stats[id], s.liveChunks > 0, size > 0 else { continue }
             let dead = size > s.liveBytes ? size - s.liveBytes : 0
             guard Double(dead) / Double(size) >= compactionThreshold else { continue }
-            guard let claim = try store.packs.claim(pack: id), claim.modifiedAt + 2 < oldestLease else { continue }
+            guard let claim = try store.packs.claim(pack: id) else { continue }
             if dryRun {
                 report.packsCompacted += 1
                 report.compactionBytesReclaimed += dead
                 continue
             }
-            let result = try store.compact(claim, size: size)
+            guard let result = try store.compact(claim) else { continue }
             report.packsCompacted += 1
             report.compactionBytesReclaimed += result.bytesReclaimed
         }

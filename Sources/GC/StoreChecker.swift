@@ -37,7 +37,15 @@ public struct StoreChecker: Sendable {
 
     public init(store: Store) { self.store = store }
 
-    public func check(repair: Bool = false, verifyChunks: Bool = true) throws -> FsckReport {
+    /// Checks (and with `repair`, repairs) the store. Runs as the store's only collector or
+    /// checker: waits for a running `gc` or `fsck` to finish, calling `onWait` once first.
+    public func check(repair: Bool = false, verifyChunks: Bool = true, onWait: (() -> Void)? = nil) throws -> FsckReport {
+        try store.withMaintenanceLock(wait: true, onWait: onWait) {
+            try checkHoldingLock(repair: repair, verifyChunks: verifyChunks)
+        }!
+    }
+
+    private func checkHoldingLock(repair: Bool, verifyChunks: Bool) throws -> FsckReport {
         var report = FsckReport()
         let audit = try store.audit()
         report.blobs = audit.blobCount
@@ -103,7 +111,7 @@ public struct StoreChecker: Sendable {
         }
 
         if repair {
-            report.repaired = try store.repairIndex(audit: audit, intactRecords: found)
+            report.repaired = try store.repairIndex(intactRecords: found)
         }
         return report
     }

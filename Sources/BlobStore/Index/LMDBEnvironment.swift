@@ -15,20 +15,27 @@ package final class LMDBEnvironment: @unchecked Sendable {
     let handle: OpaquePointer
     let path: String
     private var databases: [String: MDB_dbi] = [:]
+    /// Sees every write to the databases it observes and persists what it recorded before
+    /// each commit (the index journal). Set once, right after opening.
+    package var observer: (any LMDBWriteObserver)?
 
     init(path: String, mapSize: Int, databaseNames: [String]) throws {
         self.path = path
         var env: OpaquePointer?
         try LMDBEnvironment.check(mdb_env_create(&env), "mdb_env_create", path)
         handle = env!
-        mdb_env_set_maxdbs(handle, MDB_dbi(databaseNames.count + 4))
-        mdb_env_set_maxreaders(handle, 1024)
-        mdb_env_set_mapsize(handle, mapSize)
+        for (rc, call) in [(mdb_env_set_maxdbs(handle, MDB_dbi(databaseNames.count + 4)), "mdb_env_set_maxdbs"),
+                           (mdb_env_set_maxreaders(handle, 1024), "mdb_env_set_maxreaders"),
+                           (mdb_env_set_mapsize(handle, mapSize), "mdb_env_set_mapsize")] where rc != 0 {
+            mdb_env_close(handle)
+            throw LMDBEnvironment.error(rc, call, path)
+        }
         let rc = mdb_env_open(handle, path, UInt32(MDB_NOTLS), 0o644)
         if rc != 0 {
             mdb_env_close(handle)
             throw LMDBEnvironment.error(rc, "open index", path)
         }
+        clearStaleReaders()
         do {
             try write { txn in
                 for name in databaseNames {
@@ -44,6 +51,15 @@ package final class LMDBEnvironment: @unchecked Sendable {
     }
 
     deinit { mdb_env_close(handle) }
+
+    /// Frees reader slots of processes that died inside a read transaction (a SIGKILL): left
+    /// alone they pin old pages, so the index file grows, and eventually use up the table.
+    /// Returns how many were freed.
+    @discardableResult
+    package func clearStaleReaders() -> Int {
+        var dead: Int32 = 0
+        return mdb_reader_check(handle, &dead) == 0 ? Int(dead) : 0
+    }
 
     /// LMDB forbids opening one environment twice in a process (closing the second copy
     /// would drop the first one's locks), so every Store on the same folder shares one.
@@ -72,13 +88,18 @@ package final class LMDBEnvironment: @unchecked Sendable {
         return try body(transaction)
     }
 
-    package func write<R>(_ body: (borrowing LMDBTransaction) throws -> R) throws -> R {
+    /// A write transaction; with `observed` false the observer does not see it (replaying
+    /// the journal into a new index must not journal it again).
+    package func write<R>(observed: Bool = true, _ body: (borrowing LMDBTransaction) throws -> R) throws -> R {
         var txn: OpaquePointer?
         try LMDBEnvironment.check(mdb_txn_begin(handle, nil, 0, &txn), "begin write transaction", path)
-        let transaction = LMDBTransaction(handle: txn!, environment: self)
+        let recorder = observed ? observer.map { WriteRecorder(observer: $0) } : nil
+        let transaction = LMDBTransaction(handle: txn!, environment: self, recorder: recorder)
         let result: R
         do {
             result = try body(transaction)
+            // Persisted before the commit: what the index holds, the journal holds too.
+            if let recorder, !recorder.entries.isEmpty { try recorder.observer.persist(recorder.entries) }
         } catch {
             mdb_txn_abort(txn)
             throw error
@@ -106,6 +127,20 @@ package final class LMDBEnvironment: @unchecked Sendable {
 package struct LMDBTransaction: ~Copyable {
     package let handle: OpaquePointer
     package let environment: LMDBEnvironment
+    let recorder: WriteRecorder?
+
+    init(handle: OpaquePointer, environment: LMDBEnvironment, recorder: WriteRecorder? = nil) {
+        self.handle = handle
+        self.environment = environment
+        self.recorder = recorder
+    }
+
+    /// Shows a write to the observer, with the value it replaces.
+    private func observe(_ db: String, _ key: UnsafeRawBufferPointer, new: UnsafeRawBufferPointer?) throws {
+        guard let recorder, recorder.observer.observes(db) else { return }
+        let old = try get(db, key)
+        recorder.observer.record(db, key: key, old: old, new: new, into: &recorder.entries)
+    }
 
     package func get(_ db: String, _ key: UnsafeRawBufferPointer) throws -> UnsafeRawBufferPointer? {
         var k = MDB_val(mv_size: key.count, mv_data: UnsafeMutableRawPointer(mutating: key.baseAddress))
@@ -122,6 +157,7 @@ package struct LMDBTransaction: ~Copyable {
     }
 
     package func put(_ db: String, _ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws {
+        try observe(db, key, new: value)
         var k = MDB_val(mv_size: key.count, mv_data: UnsafeMutableRawPointer(mutating: key.baseAddress))
         var v = MDB_val(mv_size: value.count, mv_data: UnsafeMutableRawPointer(mutating: value.baseAddress))
         try LMDBEnvironment.check(mdb_put(handle, environment.database(db), &k, &v, 0), "put", db)
@@ -136,6 +172,7 @@ package struct LMDBTransaction: ~Copyable {
     /// Deletes a key; returns false when it was not there.
     @discardableResult
     package func delete(_ db: String, _ key: UnsafeRawBufferPointer) throws -> Bool {
+        try observe(db, key, new: nil)
         var k = MDB_val(mv_size: key.count, mv_data: UnsafeMutableRawPointer(mutating: key.baseAddress))
         let rc = mdb_del(handle, environment.database(db), &k, nil)
         if rc == MDB_NOTFOUND { return false }
@@ -174,4 +211,22 @@ package struct LMDBTransaction: ~Copyable {
         }
         if rc != MDB_NOTFOUND { try LMDBEnvironment.check(rc, "iterate", db) }
     }
+}
+
+/// Watches writes to some databases and makes a record of them durable before each commit.
+package protocol LMDBWriteObserver: AnyObject, Sendable {
+    func observes(_ db: String) -> Bool
+    /// Called for every put (`new` set) and delete (`new` nil) on an observed database, with
+    /// the value it replaces; appends whatever it wants kept to `entries`.
+    func record(_ db: String, key: UnsafeRawBufferPointer, old: UnsafeRawBufferPointer?, new: UnsafeRawBufferPointer?, into entries: inout [UInt8])
+    /// Makes `entries` durable; called inside the transaction, before it commits. Throwing
+    /// aborts the transaction.
+    func persist(_ entries: [UInt8]) throws
+}
+
+/// What one write transaction recorded for the observer.
+final class WriteRecorder {
+    let observer: any LMDBWriteObserver
+    var entries: [UInt8] = []
+    init(observer: any LMDBWriteObserver) { self.observer = observer }
 }

@@ -94,6 +94,9 @@ extension Store {
             var removed: [String] = []
             for m in c.mounts {
                 guard var v = try Store.volume(txn, m.volume) else { continue }
+                if v.users == 0 {
+                    logger.warning("volume user count below zero; run `blobctl fsck --repair`", metadata: ["volume": "\(v.name)", "container": "\(name)"])
+                }
                 v.users -= min(1, v.users)
                 if v.anonymous && !keepVolumes && v.users == 0 {
                     try Store.deleteVolume(txn, v)

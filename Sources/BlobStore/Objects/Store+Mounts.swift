@@ -4,49 +4,63 @@ import Glibc
 #endif
 
 /// References held by a FUSE mount on the images it exposes, so GC does not collect what
-/// is being read. A mount record names its process; records of processes that died
-/// without unmounting are dropped by the next `gc`, which releases their references.
+/// is being read. A mount record names its process's `LivenessLock`; records of processes
+/// that died without unmounting are dropped by the next `gc`, which releases their
+/// references.
 extension Store {
     static func mountKey(_ id: UInt64) -> [UInt8] { id.bigEndianKey }
 
     /// Registers a mount of this process; returns its id.
     public func registerMount(_ mountpoint: String) throws -> UInt64 {
-        try index.write { txn in
+        let holder = try liveness().token
+        return try index.write { txn in
             var id: UInt64
             repeat { id = UInt64.random(in: 1...UInt64.max) } while try txn.get("mounts", Store.mountKey(id)) != nil
-            var w = BinaryWriter()
-            w.u32(UInt32(getpid()))
-            w.string(mountpoint)
-            w.u32(0)
-            try txn.put("mounts", Store.mountKey(id), w.bytes)
+            let m = MountRecord(pid: UInt32(getpid()), mountpoint: mountpoint, held: [], holder: holder)
+            try txn.put("mounts", Store.mountKey(id), m.encoded())
             return id
         }
     }
 
-    private static func decodeMount(_ raw: UnsafeRawBufferPointer) throws -> (pid: UInt32, mountpoint: String, held: [Digest]) {
+    struct MountRecord {
+        var pid: UInt32
+        var mountpoint: String
+        var held: [Digest]
+        /// The mounting process's `LivenessLock` token (0 in records of older blobctls).
+        var holder: UInt64
+
+        func encoded() -> [UInt8] {
+            var w = BinaryWriter()
+            w.u32(pid)
+            w.string(mountpoint)
+            w.u32(UInt32(held.count))
+            for d in held { w.digest(d) }
+            w.u64(holder)
+            return w.bytes
+        }
+    }
+
+    private static func decodeMount(_ raw: UnsafeRawBufferPointer) throws -> MountRecord {
         var r = BinaryReader(raw, what: "mount")
         let pid = try r.u32()
         let point = try r.string()
         let count = Int(try r.u32())
         var held: [Digest] = []
         for _ in 0..<count { held.append(try r.digest()) }
-        return (pid, point, held)
+        let holder = r.remaining >= 8 ? try r.u64() : 0
+        return MountRecord(pid: pid, mountpoint: point, held: held, holder: holder)
     }
 
     /// Makes mount `id` hold a reference on `digest` (once).
     public func holdForMount(_ id: UInt64, _ digest: Digest) throws {
         try index.write { txn in
             guard let raw = try txn.get("mounts", Store.mountKey(id)) else { return }
-            let m = try Store.decodeMount(raw)
+            var m = try Store.decodeMount(raw)
             if m.held.contains(digest) { return }
             guard try Store.blob(txn, digest) != nil else { return }
             try Store.retain(txn, digest)
-            var w = BinaryWriter()
-            w.u32(m.pid)
-            w.string(m.mountpoint)
-            w.u32(UInt32(m.held.count + 1))
-            for d in m.held + [digest] { w.digest(d) }
-            try txn.put("mounts", Store.mountKey(id), w.bytes)
+            m.held.append(digest)
+            try txn.put("mounts", Store.mountKey(id), m.encoded())
         }
     }
 
@@ -63,14 +77,16 @@ extension Store {
     }
 
     /// Drops the records of mounts whose process is gone (called by GC).
-    package static func dropStaleMounts(_ txn: borrowing LMDBTransaction) throws {
+    package func dropStaleMounts(_ txn: borrowing LMDBTransaction) throws {
         var stale: [UInt64] = []
         try txn.scan("mounts") { k, v in
-            let m = try decodeMount(v)
-            if kill(pid_t(m.pid), 0) != 0 && errno == ESRCH { stale.append(UInt64(bigEndianKey: k)) }
+            let m = try Store.decodeMount(v)
+            let gone = m.holder != 0 ? !LivenessLock.isAlive(root: root, token: m.holder)
+                                     : kill(pid_t(m.pid), 0) != 0 && errno == ESRCH
+            if gone { stale.append(UInt64(bigEndianKey: k)) }
             return true
         }
-        for id in stale { try dropMount(txn, id) }
+        for id in stale { try Store.dropMount(txn, id) }
     }
 
     /// Every digest held by mounts, for fsck's count of references.

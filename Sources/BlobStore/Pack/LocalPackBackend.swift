@@ -16,10 +16,14 @@ public final class LocalPackBackend: PackBackend, @unchecked Sendable {
     private let lock = NSLock()
     private let syncLock = NSLock()
     private var current: (id: UInt64, handle: FileHandle, size: UInt64)?
+    /// Packs this process keeps locked: the current one, and earlier ones that writers
+    /// still in progress appended to. A handle closes (and its lock drops) when neither.
+    private var locked: [UInt64: (handle: FileHandle, writers: Set<PackWriter>)] = [:]
     private var unsynced: [FileHandle] = []
-    private var failed: BlobStoreError?
     private let readers = NSLock()
     private var readHandles: [UInt64: FileHandle] = [:]
+    /// Past this many cached read handles, those of removed packs are dropped on the next open.
+    private static let readHandleSweep = 256
 
     public init(directory: String, sizeLimit: UInt64) {
         self.directory = directory
@@ -28,11 +32,31 @@ public final class LocalPackBackend: PackBackend, @unchecked Sendable {
 
     public func path(for id: UInt64) -> String { directory + "/" + PackFormat.fileName(for: id) }
 
-    public func append(_ records: [PendingRecord]) throws -> [ChunkLocation] {
+    public func beginWriting() -> PackWriter {
+        PackWriter(id: UInt64.random(in: 1...UInt64.max))
+    }
+
+    public func endWriting(_ writer: PackWriter) {
         lock.lock()
         defer { lock.unlock() }
-        // After a failed write the tail of the pack is unknown: refuse to append behind it.
-        if let failed { throw failed }
+        for (id, entry) in locked where entry.writers.contains(writer) {
+            var e = entry
+            e.writers.remove(writer)
+            locked[id] = e
+            if e.writers.isEmpty && current?.id != id { release(id) }
+        }
+    }
+
+    /// Packs this process holds locked right now (for tests and diagnostics).
+    public var lockedPacks: Set<UInt64> {
+        lock.lock()
+        defer { lock.unlock() }
+        return Set(locked.keys)
+    }
+
+    public func append(_ records: [PendingRecord], for writer: PackWriter) throws -> [ChunkLocation] {
+        lock.lock()
+        defer { lock.unlock() }
         var locations: [ChunkLocation] = []
         locations.reserveCapacity(records.count)
         var index = 0
@@ -54,6 +78,7 @@ public final class LocalPackBackend: PackBackend, @unchecked Sendable {
             let staging = UnsafeMutableRawBufferPointer.allocate(byteCount: batchBytes, alignment: 16)
             defer { staging.deallocate() }
             var cursor = 0
+            let first = locations.count
             for i in index..<batchEnd {
                 let r = records[i]
                 PackFormat.writeRecordHeader(into: staging.baseAddress! + cursor, key: r.key, flags: r.flags, rawSize: r.rawSize, storedSize: UInt32(r.payload.count), checksum: r.checksum)
@@ -63,10 +88,12 @@ public final class LocalPackBackend: PackBackend, @unchecked Sendable {
                 locations.append(ChunkLocation(packID: pack.id, offset: pack.size + UInt64(cursor), storedSize: UInt32(r.payload.count), rawSize: r.rawSize, flags: r.flags, checksum: r.checksum))
                 cursor += PackFormat.recordHeaderSize + r.payload.count
             }
+            locked[pack.id]?.writers.insert(writer)
             do {
                 try pack.handle.write(UnsafeRawBufferPointer(staging), at: pack.size)
             } catch {
-                failed = error as? BlobStoreError ?? BlobStoreError(.io, "\(error)")
+                locations.removeSubrange(first...)
+                abandonTornTail(of: pack)
                 throw error
             }
             pack.size += UInt64(batchBytes)
@@ -75,6 +102,17 @@ public final class LocalPackBackend: PackBackend, @unchecked Sendable {
             index = batchEnd
         }
         return locations
+    }
+
+    /// After a failed write (a full disk) the bytes past the pack's known end are unknown:
+    /// cut them off where possible (a scan resyncs past a torn stretch otherwise) and move
+    /// on to another pack for the next append, leaving this one to GC once its writers
+    /// end — it mostly holds the failed ingest's dead bytes. The store stays writable once
+    /// space is back, with no restart. Lock held.
+    private func abandonTornTail(of pack: (id: UInt64, handle: FileHandle, size: UInt64)) {
+        _ = try? pack.handle.truncate(to: pack.size)
+        current = nil
+        if locked[pack.id]?.writers.isEmpty ?? true { release(pack.id) }
     }
 
     public func sync() throws {
@@ -108,6 +146,20 @@ public final class LocalPackBackend: PackBackend, @unchecked Sendable {
         try readHandle(id).read(into: buffer, at: offset)
     }
 
+    public func sweep() {
+        readers.lock()
+        sweepReadHandles()
+        readers.unlock()
+        removeAbandonedCreations()
+    }
+
+    /// Drops cached handles of unlinked packs. `readers` held.
+    private func sweepReadHandles() {
+        for (id, handle) in readHandles where ((try? handle.linkCount()) ?? 0) == 0 {
+            readHandles[id] = nil
+        }
+    }
+
     public func packs() throws -> [(id: UInt64, size: UInt64)] {
         guard let dir = opendir(directory) else { throw BlobStoreError.io("list packs in", path: directory) }
         defer { closedir(dir) }
@@ -126,13 +178,12 @@ public final class LocalPackBackend: PackBackend, @unchecked Sendable {
 
     public func claim(pack id: UInt64) throws -> PackClaim? {
         lock.lock()
-        let ours = current?.id == id
+        let ours = locked[id] != nil
         lock.unlock()
         if ours { return nil }
         guard let handle = try? FileHandle(path: path(for: id), flags: O_RDWR), handle.tryLockExclusive() else { return nil }
-        var st = stat()
-        guard fstat(handle.fd, &st) == 0, st.st_nlink > 0 else { return nil }
-        return PackClaim(id: id, modifiedAt: UInt64(st.st_mtim.tv_sec), holder: handle)
+        guard ((try? handle.linkCount()) ?? 0) > 0, let size = try? handle.size() else { return nil }
+        return PackClaim(id: id, size: size, holder: handle)
     }
 
     public func remove(pack id: UInt64) throws {
@@ -151,6 +202,7 @@ public final class LocalPackBackend: PackBackend, @unchecked Sendable {
         readers.lock()
         defer { readers.unlock() }
         if let handle = readHandles[id] { return handle }
+        if readHandles.count >= LocalPackBackend.readHandleSweep { sweepReadHandles() }
         let handle: FileHandle
         do {
             handle = try FileHandle(path: path(for: id), flags: O_RDONLY)
@@ -164,13 +216,15 @@ public final class LocalPackBackend: PackBackend, @unchecked Sendable {
     /// The pack this process appends to, adopting or creating one on first use. Lock held.
     private func currentPack() throws -> (id: UInt64, handle: FileHandle, size: UInt64) {
         if let current { return current }
-        if let adopted = try adoptPack() {
-            current = adopted
-            return adopted
-        }
-        let created = try createPack()
-        current = created
-        return created
+        let pack = try adoptPack() ?? createPack()
+        current = pack
+        locked[pack.id] = (pack.handle, [])
+        return pack
+    }
+
+    /// Closes a locked pack's handle, dropping its lock. Lock held.
+    private func release(_ id: UInt64) {
+        locked[id] = nil
     }
 
     private func adoptPack() throws -> (id: UInt64, handle: FileHandle, size: UInt64)? {
@@ -191,21 +245,58 @@ public final class LocalPackBackend: PackBackend, @unchecked Sendable {
         return nil
     }
 
+    /// A new pack, created under a temporary name, locked and given its header before it
+    /// appears under its own name: nobody can claim or adopt it in between.
     private func createPack() throws -> (id: UInt64, handle: FileHandle, size: UInt64) {
         while true {
             let id = UInt64.random(in: 1...UInt64.max)
+            let final = path(for: id)
+            let temporary = directory + "/." + PackFormat.fileName(for: id) + ".new"
             let handle: FileHandle
             do {
-                handle = try FileHandle(path: path(for: id), flags: O_RDWR | O_CREAT | O_EXCL)
+                handle = try FileHandle(path: temporary, flags: O_RDWR | O_CREAT | O_EXCL)
             } catch let error as BlobStoreError where error.errno == EEXIST {
                 continue
             }
-            _ = handle.tryLockExclusive()
-            let header = PackFormat.packHeader(id: id, createdAt: UInt64(time(nil)))
-            try header.withUnsafeBytes { (raw) in try handle.write(raw, at: 0) }
-            try handle.sync()
+            guard handle.tryLockExclusive() else {
+                unlink(temporary)
+                continue
+            }
+            do {
+                let header = PackFormat.packHeader(id: id, createdAt: UInt64(time(nil)))
+                try header.withUnsafeBytes { (raw) in try handle.write(raw, at: 0) }
+                try handle.sync()
+            } catch {
+                unlink(temporary)
+                throw error
+            }
+            // link() refuses an existing name, where rename() would replace someone's pack.
+            if link(temporary, final) != 0 {
+                let e = errno
+                unlink(temporary)
+                if e == EEXIST || e == ENOENT { continue }
+                throw BlobStoreError.io("create pack", path: final, errno: e)
+            }
+            unlink(temporary)
             try FileHandle.syncDirectory(directory)
             return (id, handle, UInt64(PackFormat.headerSize))
+        }
+    }
+
+    /// Removes temporary files of pack creations whose process died before finishing.
+    private func removeAbandonedCreations() {
+        guard let dir = opendir(directory) else { return }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(cString: raw.baseAddress!.assumingMemoryBound(to: CChar.self))
+            }
+            if name.hasPrefix("."), name.hasSuffix(".pack.new") { names.append(name) }
+        }
+        closedir(dir)
+        for name in names {
+            guard let handle = try? FileHandle(path: directory + "/" + name, flags: O_RDWR), handle.tryLockExclusive() else { continue }
+            unlink(directory + "/" + name)
         }
     }
 
@@ -215,5 +306,6 @@ public final class LocalPackBackend: PackBackend, @unchecked Sendable {
         try pack.handle.sync()
         unsynced.removeAll { $0 === pack.handle }
         current = nil
+        if locked[pack.id]?.writers.isEmpty ?? true { release(pack.id) }
     }
 }

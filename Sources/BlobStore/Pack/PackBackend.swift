@@ -2,8 +2,17 @@
 /// an object store, with the LMDB index kept local) can be added without touching it.
 /// Packs are immutable once written, which is what makes such a backend simple.
 public protocol PackBackend: AnyObject, Sendable {
-    /// Appends records to this process's open pack(s) and returns where each landed.
-    func append(_ records: [PendingRecord]) throws -> [ChunkLocation]
+    /// Starts a unit of writing whose records the index will point at only later (an
+    /// ingest, a compaction's copies). Until `endWriting`, every pack it appended to stays
+    /// locked against claims — even after this process moved on to another pack — so no
+    /// collector removes or compacts a pack holding records not indexed yet.
+    func beginWriting() -> PackWriter
+    /// Ends a unit of writing (after its index transaction, or when it is abandoned).
+    func endWriting(_ writer: PackWriter)
+    /// Appends records to this process's open pack(s) for `writer` and returns where each
+    /// landed. A failed write leaves the pack usable: its torn tail is cut off or the pack is
+    /// abandoned for a new one, never appended behind.
+    func append(_ records: [PendingRecord], for writer: PackWriter) throws -> [ChunkLocation]
     /// Makes every record appended so far durable. Called before the index points at them.
     func sync() throws
     /// Reads `count` bytes of pack `id` at `offset` into `buffer`; returns the bytes read.
@@ -15,6 +24,10 @@ public protocol PackBackend: AnyObject, Sendable {
     func claim(pack id: UInt64) throws -> PackClaim?
     /// Removes a pack that the index no longer points into.
     func remove(pack id: UInt64) throws
+    /// Housekeeping, cheap enough to run every few seconds: closes read handles of packs
+    /// another process removed (so their space is freed) and removes what pack creations
+    /// that died half-way left.
+    func sweep()
     /// Closes this process's open pack so nothing more is appended to it.
     func seal() throws
 }
@@ -27,18 +40,33 @@ public struct PendingRecord: @unchecked Sendable {
     public var rawSize: UInt32
     public var payload: UnsafeRawBufferPointer
     public var checksum: UInt32
+
+    public init(key: Digest, flags: ChunkFlags, rawSize: UInt32, payload: UnsafeRawBufferPointer, checksum: UInt32) {
+        self.key = key
+        self.flags = flags
+        self.rawSize = rawSize
+        self.payload = payload
+        self.checksum = checksum
+    }
+}
+
+/// One unit of writing (see `PackBackend.beginWriting`).
+public struct PackWriter: Hashable, Sendable {
+    public let id: UInt64
+    public init(id: UInt64) { self.id = id }
 }
 
 /// Exclusive hold on a pack about to be removed: while it exists no writer can adopt the pack.
 public final class PackClaim: @unchecked Sendable {
     public let id: UInt64
-    /// Seconds since 1970 of the pack's last write.
-    public let modifiedAt: UInt64
+    /// The pack's size, read after the lock was taken: a writer that held it before may
+    /// have appended (and committed) records past any size listed earlier.
+    public let size: UInt64
     let holder: AnyObject
 
-    init(id: UInt64, modifiedAt: UInt64, holder: AnyObject) {
+    init(id: UInt64, size: UInt64, holder: AnyObject) {
         self.id = id
-        self.modifiedAt = modifiedAt
+        self.size = size
         self.holder = holder
     }
 }

@@ -20,7 +20,9 @@ public final class IngestSession: @unchecked Sendable {
     public let store: Store
     /// The caller-chosen name of a resumable session, nil for a one-shot put.
     public let reference: String?
-    public let lease: Lease
+    public private(set) var lease: Lease
+    /// This session's unit of writing: the packs it appended to stay locked until it ends.
+    private let writer: PackWriter
     /// Bytes accepted so far.
     public private(set) var size: UInt64 = 0
     /// Called on the appending thread with the byte count so far.
@@ -52,12 +54,14 @@ public final class IngestSession: @unchecked Sendable {
         self.store = store
         self.reference = reference
         self.lease = lease
+        writer = store.packs.beginWriting()
         segmentCapacity = max(8 << 20, 4 * store.config.chunking.maxSize)
         segments = (0..<2).map { _ in UnsafeMutableRawBufferPointer.allocate(byteCount: max(8 << 20, 4 * store.config.chunking.maxSize), alignment: 64) }
     }
 
     deinit {
         stageGroup.wait()
+        store.packs.endWriting(writer)
         for s in segments { s.deallocate() }
         arena?.deallocate()
     }
@@ -240,7 +244,7 @@ public final class IngestSession: @unchecked Sendable {
                 }
             }
             // 4. Append, in blob order, to this process's pack.
-            let locations = try store.packs.append(records)
+            let locations = try store.packs.append(records, for: writer)
             for (record, location) in zip(records, locations) {
                 written[record.key] = location
             }
@@ -263,9 +267,15 @@ public final class IngestSession: @unchecked Sendable {
     public func commit(expected: Digest? = nil, expectedSize: UInt64? = nil, mediaType: String? = nil, pin: Bool = true,
                        holdFor: UInt64? = nil) throws -> IngestResult {
         precondition(!finished, "commit after commit or abort")
-        try flushSegment(isFinal: true)
-        try drain()
         finished = true
+        do {
+            try flushSegment(isFinal: true)
+            try drain()
+        } catch {
+            stageGroup.wait()
+            try? discard()
+            throw error
+        }
         let digest = hasher.finalize()
         if let expectedSize, expectedSize != size {
             try? discard()
@@ -276,12 +286,21 @@ public final class IngestSession: @unchecked Sendable {
             throw BlobStoreError(.digestMismatch, "digest mismatch: expected \(expected), got \(digest)")
         }
         // Point of no return: pack bytes become durable, then the index points at them.
-        try store.packs.sync()
-        let result = try store.index.write { txn throws -> IngestResult in
-            let result = try record(txn, digest: digest, mediaType: mediaType, pin: pin)
-            if let holdFor { try Store.hold(txn, digest, seconds: holdFor) }
-            return result
+        let result: IngestResult
+        do {
+            try store.packs.sync()
+            result = try store.index.write { txn throws -> IngestResult in
+                let result = try record(txn, digest: digest, mediaType: mediaType, pin: pin)
+                if let holdFor { try Store.hold(txn, digest, seconds: holdFor) }
+                return result
+            }
+        } catch {
+            // Nothing was recorded: end the lease and account the bytes as dead, so a failed
+            // commit (a full disk, a full index, an ended lease) leaks nothing.
+            try? discard()
+            throw error
         }
+        store.packs.endWriting(writer)
         store.logger.debug("ingested blob", metadata: ["digest": "\(digest)", "size": "\(size)", "new-chunks": "\(result.newChunks)"])
         return result
     }
@@ -293,6 +312,12 @@ public final class IngestSession: @unchecked Sendable {
         func stats(_ id: UInt64) throws -> PackStats {
             if let s = packStats[id] { return s }
             return try Store.packStats(txn, id)
+        }
+        // GC deletes a lease it found dead in the transaction that then collects what the
+        // lease protected: if ours is gone, chunks we dedup against or packs we wrote to may
+        // be gone too, so nothing may be indexed.
+        guard try txn.get("leases", lease.id.bigEndianKey) != nil else {
+            throw BlobStoreError(.notFound, "the lease of this ingest ended before its commit (it expired or its process was judged dead); nothing was stored, retry the upload")
         }
         try Store.releaseLease(txn, lease.id)
         if let reference { try txn.delete("ingests", Array(reference.utf8)) }
@@ -312,6 +337,10 @@ public final class IngestSession: @unchecked Sendable {
                 blob.pinned = true
                 try txn.put("blobs", blobKey, blob.encoded())
                 try GarbageQueue.remove(txn, .blob, digest)
+            } else if !blob.isReferenced {
+                // Queued as garbage long ago: stamp it anew, so leases the caller holds (an
+                // import that references it next) protect it as they would a new blob.
+                try GarbageQueue.push(txn, .blob, digest)
             }
             for (id, s) in packStats { try Store.setPackStats(txn, id, s) }
             return IngestResult(digest: digest, size: size, chunkCount: recipe.count, newChunks: 0, storedBytes: 0, alreadyPresent: true)
@@ -370,6 +399,7 @@ public final class IngestSession: @unchecked Sendable {
     }
 
     private func discard() throws {
+        defer { store.packs.endWriting(writer) }
         try store.index.write { txn in
             try Store.releaseLease(txn, lease.id)
             if let reference { try txn.delete("ingests", Array(reference.utf8)) }
@@ -395,9 +425,21 @@ public final class IngestSession: @unchecked Sendable {
         try drain()
         try store.packs.sync()
         let state = encodeState()
+        // The lease lists the packs holding this session's records, which protects them once
+        // this process no longer holds their locks, and is extended: activity keeps an
+        // upload alive however long it takes.
+        var renewed = lease
+        renewed.packs = Array(Set(written.values.map(\.packID))).sorted()
+        let duration = lease.expiresAt > lease.createdAt ? lease.expiresAt - lease.createdAt : 0
+        renewed.expiresAt = max(lease.expiresAt, UInt64(time(nil)) + duration)
         try store.index.write { txn in
+            guard try txn.get("leases", lease.id.bigEndianKey) != nil else {
+                throw BlobStoreError(.notFound, "ingest \(reference) has expired")
+            }
+            try txn.put("leases", lease.id.bigEndianKey, renewed.encoded())
             try txn.put("ingests", Array(reference.utf8), state)
         }
+        lease = renewed
     }
 
     private func encodeState() -> [UInt8] {
@@ -428,6 +470,7 @@ public final class IngestSession: @unchecked Sendable {
         self.store = store
         self.reference = reference
         self.lease = lease
+        writer = store.packs.beginWriting()
         segmentCapacity = max(8 << 20, 4 * store.config.chunking.maxSize)
         segments = (0..<2).map { _ in UnsafeMutableRawBufferPointer.allocate(byteCount: max(8 << 20, 4 * store.config.chunking.maxSize), alignment: 64) }
         var r = BinaryReader(raw, what: "ingest \(reference)")

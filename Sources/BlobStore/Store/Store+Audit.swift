@@ -17,7 +17,12 @@ extension Store {
 
     /// Recomputes every count from the roots in one read transaction.
     package func audit() throws -> Audit {
-        try index.read { txn in
+        try index.read { txn in try Store.audit(txn) }
+    }
+
+    /// Recomputes every count from the roots as `txn` sees the index.
+    package static func audit(_ txn: borrowing LMDBTransaction) throws -> Audit {
+        do {
             var a = Audit()
             var expectedBlob: [Digest: UInt64] = [:]
             func refer(_ d: Digest, _ from: String) { expectedBlob[d, default: 0] += 1; _ = from }
@@ -100,8 +105,14 @@ extension Store {
     /// index are re-pointed at intact pack records, every count is set to what the roots
     /// imply, the garbage queue holds exactly the unreferenced objects, and the totals and
     /// pack accounting are recomputed. Returns what it changed.
-    package func repairIndex(audit: Audit, intactRecords: [Digest: ChunkLocation]) throws -> [String] {
+    ///
+    /// The counts are recomputed inside the repair's own write transaction, never taken
+    /// from an earlier audit: blobs committed by other processes while the chunks were being
+    /// hashed are counted like any other. (The caller holds the maintenance lock, so no pack
+    /// named in `intactRecords` is removed meanwhile.)
+    package func repairIndex(intactRecords: [Digest: ChunkLocation]) throws -> [String] {
         try index.write { txn in
+            let audit = try Store.audit(txn)
             var changes: [String] = []
             // Chunks recipes need but the index lost, recovered from the packs.
             for (chunk, blob) in audit.missingChunks {

@@ -85,7 +85,10 @@ extension Store {
                 }
                 chunk = try ChunkRecord(decoding: raw)
             }
-            if chunk.references > 0 { chunk.references -= 1 }
+            guard chunk.references > 0 else {
+                throw BlobStoreError(.corrupt, "blob \(digest): count of chunk \(key) would drop below zero; run `blobctl fsck --repair`")
+            }
+            chunk.references -= 1
             counts[key] = chunk
         }
         for (key, chunk) in counts {

@@ -6,13 +6,16 @@ extension Store {
     private struct DryRunAbort: Error {}
 
     /// Pops every collectable garbage entry in one write transaction (aborted when
-    /// `dryRun`). Packs left without live chunks and not written since the oldest live
-    /// lease began are offered to `claimPacks`; those it claims lose their stats record
-    /// and are returned for the caller to unlink after the commit.
+    /// `dryRun`). Leases found dead are ended first, in the same transaction. Packs left
+    /// without live chunks are offered to `claimPacks`; those it claims (no process is
+    /// writing to them) and no live lease lists lose their stats record and are returned
+    /// for the caller to unlink after the commit.
     /// Also returns every pack's accounting as it stands after the collection (for a dry run,
     /// as it would), so compaction can be planned on it.
     package func collectGarbage(dryRun: Bool, claimPacks: ([UInt64]) -> [PackClaim]) throws -> (GCReport, [PackClaim], [UInt64: PackStats]) {
         var outcome: (GCReport, [PackClaim], [UInt64: PackStats])?
+        let readersFreed = index.clearStaleReaders()
+        if readersFreed > 0 { logger.info("freed index reader slots of dead processes", metadata: ["count": "\(readersFreed)"]) }
         do {
             try index.write { txn in
                 let (report, claims) = try Store.collect(txn, store: self, dryRun: dryRun, claimPacks: claimPacks)
@@ -30,8 +33,9 @@ extension Store {
 
     private static func collect(_ txn: borrowing LMDBTransaction, store: Store, dryRun: Bool, claimPacks: ([UInt64]) -> [PackClaim]) throws -> (GCReport, [PackClaim]) {
         var report = GCReport(dryRun: dryRun)
-        try dropStaleMounts(txn)
-        let floor = try collectableBelow(txn)
+        let live = try store.endDeadLeases(txn)
+        try store.dropStaleMounts(txn)
+        let floor = collectableBelow(live)
         // Blobs first, round after round: deleting a manifest releases its children, which
         // may then be garbage too; their chunks are collected in this same pass.
         while true {
@@ -53,9 +57,8 @@ extension Store {
             }
         }
         var chunks: [Digest] = []
-        let floorAfter = try collectableBelow(txn)
         try GarbageQueue.scan(txn) { kind, key, gen in
-            if kind == .chunk && gen < floorAfter { chunks.append(key) }
+            if kind == .chunk && gen < floor { chunks.append(key) }
             return true
         }
         var totals = try Store.totals(txn)
@@ -68,6 +71,12 @@ extension Store {
             try txn.delete("chunks", key.key)
             let size = chunk.location.recordSize
             var s = try packStats[chunk.location.packID] ?? Store.packStats(txn, chunk.location.packID)
+            if s.liveBytes < size || s.liveChunks == 0 {
+                // Accounting only (the chunk itself is gone either way), but a sign of an
+                // earlier inconsistency: say so; `fsck --repair` recomputes it.
+                store.logger.warning("pack accounting below zero; run `blobctl fsck --repair`", metadata: [
+                    "pack": "\(PackFormat.fileName(for: chunk.location.packID))", "chunk": "\(key)"])
+            }
             s.liveBytes -= min(size, s.liveBytes)
             s.liveChunks -= min(1, s.liveChunks)
             s.deadBytes += size
@@ -85,31 +94,26 @@ extension Store {
             return true
         }
 
-        // Packs with nothing live. A pack may also hold chunks of ingests that have not
-        // committed: those ingests hold leases, and wrote to the pack after taking them, so
-        // a pack untouched since before the oldest live lease holds none of theirs.
-        let now = UInt64(time(nil))
-        let oldestLease = try leases(txn).filter { $0.isAlive(now: now) }.map(\.createdAt).min() ?? UInt64.max
-        var emptyPacks: [UInt64] = []
+        // Packs with nothing live. One may still hold records an ingest has not committed:
+        // a live ingest's process keeps the packs it wrote to locked (so `claimPacks` skips
+        // them), and a checkpointed upload's lease lists its packs.
         var statsByPack: [UInt64: PackStats] = [:]
         try txn.scan("packs") { k, v in
-            let id = UInt64(bigEndianKey: k)
-            statsByPack[id] = try PackStats(decoding: v)
+            statsByPack[UInt64(bigEndianKey: k)] = try PackStats(decoding: v)
             return true
         }
-        for (id, size) in try store.packs.packs() {
-            let stats = statsByPack[id] ?? PackStats()
-            if stats.liveChunks == 0 {
-                emptyPacks.append(id)
-                _ = size
-            }
-        }
-        let claims = claimPacks(emptyPacks).filter { $0.modifiedAt + 2 < oldestLease }
-        let sizes = Dictionary(try store.packs.packs().map { ($0.id, $0.size) }, uniquingKeysWith: { a, _ in a })
+        let existing = try store.packs.packs()
+        let sizes = Dictionary(existing.map { ($0.id, $0.size) }, uniquingKeysWith: { a, _ in a })
+        // Accounting of packs that no longer exist (written by an ingest whose pack was
+        // removed after its lease ended) is dropped.
+        for id in statsByPack.keys where sizes[id] == nil { try txn.delete("packs", id.bigEndianKey) }
+        let emptyPacks = existing.filter { (statsByPack[$0.id]?.liveChunks ?? 0) == 0 }.map(\.id)
+        let protected = Set(live.flatMap(\.packs))
+        let claims = claimPacks(emptyPacks.filter { !protected.contains($0) })
         for claim in claims {
             try txn.delete("packs", claim.id.bigEndianKey)
             report.packsRemoved += 1
-            report.packBytesRemoved += sizes[claim.id] ?? 0
+            report.packBytesRemoved += claim.size
         }
         return (report, claims)
     }

@@ -7,6 +7,12 @@ import Foundation
 /// Crash safety follows from the order: copies are durable before the switch commits; a
 /// crash before the commit leaves unreferenced copies (collected later as dead bytes), a
 /// crash after it leaves an old pack with nothing live (removed by the next `gc`).
+///
+/// Race safety: the caller claims the pack first (no process appends to it or adopts it
+/// after that, and no unfinished ingest of a live process wrote to it: such a process
+/// keeps it locked); only then are leases read, and a pack a live lease lists (a
+/// checkpointed upload's records) is left alone. The copies are written as a unit of
+/// writing of their own, so the packs they land in stay locked until the switch commits.
 extension Store {
     public struct CompactionResult: Sendable, Equatable, Codable {
         public var pack: UInt64
@@ -15,9 +21,13 @@ extension Store {
         public var bytesReclaimed: UInt64
     }
 
-    /// Compacts pack `claim.id`, which the caller holds exclusively.
-    package func compact(_ claim: PackClaim, size: UInt64) throws -> CompactionResult {
+    /// Compacts pack `claim.id`, which the caller holds exclusively; nil when a live lease
+    /// lists the pack.
+    package func compact(_ claim: PackClaim) throws -> CompactionResult? {
         let id = claim.id
+        let size = claim.size
+        let listed = try index.read { txn in try Store.leases(txn) }.contains { $0.packs.contains(id) && $0.isAlive(root: root) }
+        if listed { return nil }
         // 1. Which records does the index still point at? Their payloads are gathered in
         //    one buffer (a pack is at most the size limit).
         var live: [(offset: UInt64, record: PendingRecord, at: Int)] = []
@@ -35,6 +45,8 @@ extension Store {
         }
         // 2. Copy them, durably. Payloads are appended as they are: no recompression.
         var newLocations: [ChunkLocation] = []
+        let writer = packs.beginWriting()
+        defer { packs.endWriting(writer) }
         if !live.isEmpty {
             newLocations = try gathered.withUnsafeBytes { all in
                 var batch: [PendingRecord] = []
@@ -44,19 +56,21 @@ extension Store {
                     r.payload = UnsafeRawBufferPointer(rebasing: all[entry.at..<end])
                     batch.append(r)
                 }
-                return try packs.append(batch)
+                return try packs.append(batch, for: writer)
             }
             try packs.sync()
         }
         // 3. Switch the index to the copies, where it still points at the originals.
         var moved = 0
         var bytesMoved: UInt64 = 0
-        try index.write { txn in
+        let switched = try index.write { txn throws -> Bool in
             var stats: [UInt64: PackStats] = [:]
+            // A lease judged dead here is ended here, so its holder cannot commit later.
+            let listed = try endDeadLeases(txn).contains { $0.packs.contains(id) }
             for (entry, location) in zip(live, newLocations) {
                 var n = try stats[location.packID] ?? Store.packStats(txn, location.packID)
                 let k = entry.record.key.key
-                if let raw = try txn.get("chunks", k), var chunk = try? ChunkRecord(decoding: raw),
+                if !listed, let raw = try txn.get("chunks", k), var chunk = try? ChunkRecord(decoding: raw),
                    chunk.location.packID == id, chunk.location.offset == entry.offset {
                     chunk.location = location
                     try txn.put("chunks", k, chunk.encoded())
@@ -70,10 +84,12 @@ extension Store {
                     stats[location.packID] = n
                 }
             }
-            stats[id] = nil
-            for (p, s) in stats { try Store.setPackStats(txn, p, s) }
+            for (p, s) in stats where p != id { try Store.setPackStats(txn, p, s) }
+            if listed { return false }
             try txn.delete("packs", id.bigEndianKey)
+            return true
         }
+        if !switched { return nil }
         // 4. Nothing points into the old pack any more.
         try packs.remove(pack: id)
         withExtendedLifetime(claim) {}

@@ -16,7 +16,7 @@ extension Store {
             if let reference, try txn.get("ingests", Array(reference.utf8)) != nil {
                 throw BlobStoreError(.alreadyExists, "an ingest named \(reference) is already in progress")
             }
-            let lease = try Store.takeLease(txn, duration: leaseDuration, processBound: reference == nil,
+            let lease = try self.takeLease(txn, duration: leaseDuration, processBound: reference == nil,
                                             purpose: reference.map { "ingest \($0)" } ?? "put")
             if let reference {
                 // An empty state from the start, so the reference is taken and resumable at once.
@@ -40,7 +40,7 @@ extension Store {
             let lease = try Lease(id: leaseID, decoding: raw)
             return (lease, Array(state))
         }
-        guard lease.isAlive() else { throw BlobStoreError(.notFound, "ingest \(reference) has expired") }
+        guard lease.isAlive(root: root) else { throw BlobStoreError(.notFound, "ingest \(reference) has expired") }
         return try state.withUnsafeBytes { (raw) in
             try IngestSession(store: self, reference: reference, lease: lease, state: raw)
         }

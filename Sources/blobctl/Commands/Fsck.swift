@@ -17,7 +17,9 @@ struct Fsck: ParsableCommand {
     var quick = false
 
     func run() throws {
-        let report = try StoreChecker(store: store.open()).check(repair: repair, verifyChunks: !quick)
+        let report = try StoreChecker(store: store.open()).check(repair: repair, verifyChunks: !quick) {
+            Terminal.error("waiting for another gc or fsck on this store to finish")
+        }
         if output.json {
             try Terminal.printJSON(report)
         } else {

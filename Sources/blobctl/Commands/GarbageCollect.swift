@@ -14,8 +14,18 @@ struct GarbageCollect: ParsableCommand {
     @Flag(help: "Report what would be freed, change nothing.")
     var dryRun = false
 
+    @Option(help: "Compact packs with at least this share of dead bytes (0 to 1).")
+    var compactThreshold: Double = 0.5
+
+    func validate() throws {
+        guard (0...1).contains(compactThreshold) else { throw ValidationError("--compact-threshold must be between 0 and 1") }
+    }
+
     func run() throws {
-        let report = try GarbageCollector(store: store.open()).collect(dryRun: dryRun)
+        let collector = GarbageCollector(store: try store.open(), compactionThreshold: compactThreshold)
+        let report = try collector.collect(dryRun: dryRun) {
+            Terminal.error("waiting for another gc or fsck on this store to finish")
+        }
         if output.json {
             try Terminal.printJSON(report)
             return

@@ -1,0 +1,104 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Tells whether a process that holds leases or mounts on a store is still running, without
+/// pids or clocks: each process holds an exclusive `flock` on a file of its own,
+/// `<root>/locks/<token>.lock`, for as long as it runs. The kernel drops the lock when the
+/// process dies, however it dies and in whatever pid namespace it ran, so "the lock can be
+/// taken" means "its holder is gone".
+///
+/// A lease or mount record names its holder's token. The file is created under a temporary
+/// name, locked, and only then renamed into place, so no other process ever sees it unlocked
+/// while its holder lives.
+package final class LivenessLock: @unchecked Sendable {
+    package let token: UInt64
+    private let handle: FileHandle
+
+    private init(token: UInt64, handle: FileHandle) {
+        self.token = token
+        self.handle = handle
+    }
+
+    static func directory(root: String) -> String { root + "/locks" }
+
+    static func path(root: String, token: UInt64) -> String {
+        directory(root: root) + "/" + String(token, radix: 16) + ".lock"
+    }
+
+    /// This process's lock on the store at `root`, created on first use.
+    package static func mine(root: String) throws -> LivenessLock {
+        let key = realpath(root, nil).map { p in defer { free(p) }; return String(cString: p) } ?? root
+        registryLock.lock()
+        defer { registryLock.unlock() }
+        if let existing = held[key] { return existing }
+        let dir = directory(root: root)
+        if mkdir(dir, 0o755) != 0 && errno != EEXIST { throw BlobStoreError.io("create directory", path: dir) }
+        while true {
+            let token = UInt64.random(in: 1...UInt64.max)
+            let final = path(root: root, token: token)
+            let temporary = final + ".new"
+            let handle = try FileHandle(path: temporary, flags: O_RDWR | O_CREAT | O_EXCL)
+            guard handle.tryLockExclusive() else { unlink(temporary); continue }
+            // link() fails when the name exists, where rename() would replace another's lock.
+            if link(temporary, final) != 0 {
+                let e = errno
+                unlink(temporary)
+                if e == EEXIST || e == ENOENT { continue } // taken, or swept by removeDead before we linked
+                throw BlobStoreError.io("create lock file", path: final, errno: e)
+            }
+            unlink(temporary)
+            let lock = LivenessLock(token: token, handle: handle)
+            held[key] = lock
+            return lock
+        }
+    }
+
+    /// Whether the process holding `token` still runs. A holder that is gone has its lock
+    /// file removed on the way, so dead tokens are checked once.
+    package static func isAlive(root: String, token: UInt64) -> Bool {
+        let key = realpath(root, nil).map { p in defer { free(p) }; return String(cString: p) } ?? root
+        registryLock.lock()
+        let ours = held[key]?.token == token
+        registryLock.unlock()
+        if ours { return true }
+        let file = path(root: root, token: token)
+        let fd = open(file, O_RDWR | O_CLOEXEC)
+        if fd < 0 { return errno != ENOENT } // unreadable for another reason: assume alive
+        defer { close(fd) }
+        if flock(fd, LOCK_EX | LOCK_NB) == 0 {
+            unlink(file) // its holder died; we hold the lock, so nobody else uses this name
+            return false
+        }
+        return true
+    }
+
+    /// Removes the lock files of holders that are gone (and stray temporary files).
+    package static func removeDead(root: String) {
+        let dir = directory(root: root)
+        guard let d = opendir(dir) else { return }
+        var names: [String] = []
+        while let entry = readdir(d) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(cString: raw.baseAddress!.assumingMemoryBound(to: CChar.self))
+            }
+            if name.hasSuffix(".lock") || name.hasSuffix(".lock.new") { names.append(name) }
+        }
+        closedir(d)
+        for name in names {
+            if name.hasSuffix(".lock"), let token = UInt64(name.dropLast(5), radix: 16) {
+                _ = isAlive(root: root, token: token)
+            } else {
+                // A temporary name whose creator died before renaming it: lockable means dead.
+                let fd = open(dir + "/" + name, O_RDWR | O_CLOEXEC)
+                guard fd >= 0 else { continue }
+                if flock(fd, LOCK_EX | LOCK_NB) == 0 { unlink(dir + "/" + name) }
+                close(fd)
+            }
+        }
+    }
+
+    nonisolated(unsafe) private static var held: [String: LivenessLock] = [:]
+    private static let registryLock = NSLock()
+}
