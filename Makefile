@@ -1,7 +1,8 @@
 # BlobStore — build, test, benchmark.
 #   make deps    install the Debian packages the build needs (when missing)
 #   make build   release build of blobctl
-#   make test    the test suite (what CI runs)
+#   make test    the test suite and 30 rounds of the crash-and-race harness (what CI runs)
+#   make crash-race CRASH_ROUNDS=N   the crash-and-race harness alone
 #   make bench   ingest/read benchmark against restic, borg, zstd and openssl
 #   make run     serve a registry on 127.0.0.1:5000 from the embedded store in ./data
 #   make blobctl ARGS="…"  any blobctl command on the same store
@@ -13,7 +14,7 @@ CONFIG ?= release
 ARGS ?= df
 STORE ?= $(CURDIR)/data
 
-.PHONY: deps bench-deps build test bench run blobctl clean
+.PHONY: deps bench-deps build test crash-race bench run blobctl clean
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -33,8 +34,15 @@ build: deps
 	$(SWIFT) build -c $(CONFIG)
 
 # Release mode: the suite streams multi-GiB blobs, which a debug build would crawl through.
+# Then the crash-and-race harness, short form (the long form: make crash-race CRASH_ROUNDS=500).
 test: deps
 	$(SWIFT) test -c $(CONFIG)
+	BLOBCTL=$(CURDIR)/.build/$(CONFIG)/blobctl bash bench/crash-race.sh --rounds $(CRASH_ROUNDS)
+
+CRASH_ROUNDS ?= 30
+
+crash-race: build
+	BLOBCTL=$(CURDIR)/.build/$(CONFIG)/blobctl bash bench/crash-race.sh --rounds $(CRASH_ROUNDS)
 
 bench: bench-deps build
 	BLOBCTL=$(CURDIR)/.build/$(CONFIG)/blobctl bash bench/ingest-bench.sh $(CORPUS)
