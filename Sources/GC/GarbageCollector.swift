@@ -51,6 +51,9 @@ public struct GarbageCollector: Sendable {
         }
         let removed = Set(doomed.map(\.id))
         try compactPacks(&final, stats: stats.filter { !removed.contains($0.key) }, dryRun: dryRun)
+        if try !dryRun && store.compactJournalIfNeeded() {
+            store.logger.info("index journal compacted into a snapshot")
+        }
         final.dryRun = dryRun
         return final
     }

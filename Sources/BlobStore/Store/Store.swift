@@ -4,8 +4,9 @@ import Logging
 import Glibc
 #endif
 
-/// A BlobStore on disk: one root folder holding `config.json`, the LMDB index (`index/`),
-/// pack files (`packs/`), resumable ingest state (`ingest/`) and scratch space (`tmp/`).
+/// A BlobStore on disk: one root folder holding `config.json`, the LMDB index (`index/`)
+/// and its journal (`index.journal`), pack files (`packs/`), liveness locks (`locks/`),
+/// resumable ingest state (`ingest/`) and scratch space (`tmp/`).
 ///
 /// Thread-safe: any number of ingests and reads may run at once, in this process and in
 /// others on the same root. The index serialises writers (LMDB's single writer); pack files
@@ -69,7 +70,9 @@ public final class Store: @unchecked Sendable {
         try handle.sync()
         if rename(tmp, configPath) != 0 { throw BlobStoreError.io("rename", path: configPath) }
         try FileHandle.syncDirectory(root)
-        return try Store(root: root, config: config, logger: logger)
+        let store = try Store(root: root, config: config, logger: logger)
+        try store.startJournal()
+        return store
     }
 
     /// Opens an existing store.
@@ -93,7 +96,12 @@ public final class Store: @unchecked Sendable {
             throw BlobStoreError(.unsupportedFormat, "store format \(config.formatVersion) is newer than this blobctl supports (\(StoreConfig.currentFormatVersion))")
         }
         try config.validate()
-        return try Store(root: root, config: config, logger: logger)
+        if access(root + "/index", F_OK) != 0 {
+            throw BlobStoreError(.corrupt, "the index of the store at \(root) is missing (\(root)/index); rebuild it from the packs with `blobctl fsck --rebuild-index`")
+        }
+        let store = try Store(root: root, config: config, logger: logger)
+        try store.startJournal()
+        return store
     }
 
     /// Opens the store at `root`, creating it with `config` when there is none.

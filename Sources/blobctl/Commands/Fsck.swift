@@ -16,7 +16,30 @@ struct Fsck: ParsableCommand {
     @Flag(help: "Skip reading and hashing every chunk.")
     var quick = false
 
+    @Flag(help: ArgumentHelp("Rebuild the index from the packs and the index journal (after losing or damaging index/).",
+                             discussion: "Stop every other process using the store first. The old index/ is kept aside as index.replaced-<time>."))
+    var rebuildIndex = false
+
+    func validate() throws {
+        if rebuildIndex && (repair || quick) { throw ValidationError("--rebuild-index does not combine with --repair or --quick") }
+    }
+
     func run() throws {
+        if rebuildIndex {
+            let rebuilt = try IndexRebuilder.rebuild(root: store.root)
+            if output.json {
+                try Terminal.printJSON(rebuilt)
+            } else {
+                if let old = rebuilt.previousIndex { print("previous index moved to \(old)") }
+                print("replayed \(rebuilt.journalEntries) journal entries" +
+                      (rebuilt.journalStretchesSkipped > 0 ? " (\(rebuilt.journalStretchesSkipped) damaged stretches skipped)" : ""))
+                print("scanned \(rebuilt.packs) packs (\(rebuilt.packRecords) records)")
+                print("rebuilt index: \(rebuilt.blobs) blobs, \(rebuilt.chunks) chunks")
+                for lost in rebuilt.lostChunks.prefix(50) { print("  \(lost)") }
+            }
+            if !rebuilt.lostChunks.isEmpty { throw ExitCode(ExitStatus.integrity.rawValue) }
+            return
+        }
         let report = try StoreChecker(store: store.open()).check(repair: repair, verifyChunks: !quick) {
             Terminal.error("waiting for another gc or fsck on this store to finish")
         }
