@@ -1,4 +1,5 @@
 import BlobStore
+import GC
 
 /// One `container rm` + `gc`, timed in two parts.
 struct RemovalRun: Codable {

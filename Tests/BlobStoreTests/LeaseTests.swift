@@ -167,8 +167,11 @@ final class LeaseTests: XCTestCase {
         try abandoned.checkpoint()
         XCTAssertEqual(try store.leases().count, 2)
         sleep(2)
+        _ = try runBlobctl(["--store", root, "put", "-"], input: [1, 2, 3]) // a process that exits cleanly
         _ = try GarbageCollector(store: store).collect()
         XCTAssertEqual(try store.leases(), [])
+        let lockFiles = try FileManager.default.contentsOfDirectory(atPath: root + "/locks")
+        XCTAssertEqual(lockFiles, [], "liveness files of exited processes are removed")
         XCTAssertThrowsError(try store.ingestOffset(reference: "abandoned"))
         XCTAssertThrowsError(try store.resumeIngest(reference: "abandoned"))
     }

@@ -70,9 +70,9 @@ extension Digest {
 
 extension UInt64 {
     /// Big-endian bytes, so integer keys sort numerically in LMDB.
-    var bigEndianKey: [UInt8] { withUnsafeBytes(of: self.bigEndian) { Array($0) } }
+    package var bigEndianKey: [UInt8] { withUnsafeBytes(of: self.bigEndian) { Array($0) } }
 
-    init(bigEndianKey raw: UnsafeRawBufferPointer) {
+    package init(bigEndianKey raw: UnsafeRawBufferPointer) {
         self = UInt64(bigEndian: raw.loadUnaligned(as: UInt64.self))
     }
 }

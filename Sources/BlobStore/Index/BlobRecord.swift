@@ -57,7 +57,7 @@ public struct BlobRecord: Sendable, Equatable {
         chunkCount = chunks.count
     }
 
-    init(decoding raw: UnsafeRawBufferPointer, recipe: Bool = true) throws {
+    package init(decoding raw: UnsafeRawBufferPointer, recipe: Bool = true) throws {
         var r = BinaryReader(raw, what: "blob")
         let version = try r.u8()
         guard version == BlobRecord.formatVersion else {
@@ -87,5 +87,5 @@ public struct BlobRecord: Sendable, Equatable {
     }
 
     /// Whether anything still holds the blob.
-    var isReferenced: Bool { pinned || references > 0 }
+    package var isReferenced: Bool { pinned || references > 0 }
 }

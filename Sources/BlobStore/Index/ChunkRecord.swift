@@ -13,12 +13,12 @@ public struct ChunkRecord: Sendable, Equatable {
         return w.bytes
     }
 
-    init(location: ChunkLocation, references: UInt64) {
+    package init(location: ChunkLocation, references: UInt64) {
         self.location = location
         self.references = references
     }
 
-    init(decoding raw: UnsafeRawBufferPointer) throws {
+    package init(decoding raw: UnsafeRawBufferPointer) throws {
         var r = BinaryReader(raw, what: "chunk")
         location = try ChunkLocation(reading: &r)
         references = try r.u64()

@@ -14,9 +14,9 @@ public struct PackStats: Sendable, Equatable {
         return w.bytes
     }
 
-    init() {}
+    package init() {}
 
-    init(decoding raw: UnsafeRawBufferPointer) throws {
+    package init(decoding raw: UnsafeRawBufferPointer) throws {
         var r = BinaryReader(raw, what: "pack stats")
         liveBytes = try r.u64()
         deadBytes = try r.u64()
@@ -44,7 +44,7 @@ public struct StoreTotals: Sendable, Equatable, Codable {
 
     public init() {}
 
-    init(decoding raw: UnsafeRawBufferPointer) throws {
+    package init(decoding raw: UnsafeRawBufferPointer) throws {
         var r = BinaryReader(raw, what: "totals")
         blobs = try r.u64()
         logicalBytes = try r.u64()

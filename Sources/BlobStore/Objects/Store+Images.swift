@@ -23,7 +23,7 @@ extension Store {
         }
     }
 
-    static func imageInfo(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) throws -> ImageInfo {
+    package static func imageInfo(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) throws -> ImageInfo {
         let ref = String(decoding: key, as: UTF8.self)
         guard let colon = ref.lastIndex(of: ":") else { throw BlobStoreError(.corrupt, "image key \(ref) has no tag") }
         var r = BinaryReader(value, what: "image \(ref)")

@@ -26,7 +26,7 @@ public struct VolumeInfo: Sendable, Equatable, Codable {
         self.createdAt = createdAt
     }
 
-    init(name: String, decoding raw: UnsafeRawBufferPointer) throws {
+    package init(name: String, decoding raw: UnsafeRawBufferPointer) throws {
         var r = BinaryReader(raw, what: "volume \(name)")
         self.name = name
         anonymous = try r.u8() != 0
@@ -78,7 +78,7 @@ public struct ContainerInfo: Sendable, Equatable, Codable {
         self.createdAt = createdAt
     }
 
-    init(name: String, decoding raw: UnsafeRawBufferPointer) throws {
+    package init(name: String, decoding raw: UnsafeRawBufferPointer) throws {
         var r = BinaryReader(raw, what: "container \(name)")
         self.name = name
         image = try r.string()

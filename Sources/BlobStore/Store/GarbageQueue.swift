@@ -7,7 +7,7 @@ package enum GarbageQueue {
         case blob = 2
     }
 
-    static func key(_ kind: Kind, _ digest: Digest) -> [UInt8] {
+    package static func key(_ kind: Kind, _ digest: Digest) -> [UInt8] {
         [kind.rawValue] + digest.bytes
     }
 

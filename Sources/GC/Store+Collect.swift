@@ -1,6 +1,7 @@
+import BlobStore
 import Foundation
 
-/// Used by the GC module: the index side of a collection.
+/// The index side of a collection, in one write transaction.
 extension Store {
     /// Sentinel thrown to abort a dry run's transaction after computing its report.
     private struct DryRunAbort: Error {}

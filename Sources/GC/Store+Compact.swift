@@ -1,3 +1,4 @@
+import BlobStore
 import Foundation
 
 /// Pack compaction: the live records of a mostly-dead pack are copied to this process's

@@ -1,3 +1,6 @@
+import Foundation
+
+import BlobStore
 /// The index side of `fsck`: counts recomputed from the roots, compared with the stored
 /// ones, and the repair that makes them agree.
 extension Store {
