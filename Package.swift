@@ -33,8 +33,7 @@ let package = Package(
             dependencies: [
                 "CZstd", "CLMDB", "CCrypto", "CZlib",
                 .product(name: "Logging", package: "swift-log"),
-            ],
-            swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+            ]
         ),
         .target(name: "GC", dependencies: ["BlobStore"]),
         .target(
