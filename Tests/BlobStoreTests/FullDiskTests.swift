@@ -51,9 +51,11 @@ final class FullDiskTests: XCTestCase {
             XCTAssertEqual(try store.readAll(small.sha256, verify: true), small)
         }
         // A fresh open (as after a restart) finds a consistent store.
-        let reopened = try Store.open(at: dir + "/s")
-        XCTAssertEqual(try reopened.totals().blobs, 1)
-        XCTAssertTrue(try StoreChecker(store: reopened).check().isHealthy)
-        try assertCountsConsistent(reopened)
+        do { // scoped: the store must be closed before the tmpfs is unmounted
+            let reopened = try Store.open(at: dir + "/s")
+            XCTAssertEqual(try reopened.totals().blobs, 1)
+            XCTAssertTrue(try StoreChecker(store: reopened).check().isHealthy)
+            try assertCountsConsistent(reopened)
+        }
     }
 }

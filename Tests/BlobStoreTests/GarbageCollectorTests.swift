@@ -84,8 +84,10 @@ final class GarbageCollectorTests: XCTestCase {
                 }
             }
         }
+        let collectorDone = DispatchSemaphore(value: 0)
         let collector = Thread {
-            while !stop.value {
+            defer { collectorDone.signal() }
+            while !lock.withLock({ stop.value }) {
                 do {
                     let r = try runBlobctl(["--store", root, "gc", "--compact-threshold", "0.1"])
                     if r.status != 0 { lock.lock(); failures.value.append("gc: \(r.stderr)"); lock.unlock() }
@@ -96,8 +98,8 @@ final class GarbageCollectorTests: XCTestCase {
         }
         collector.start()
         group.wait()
-        stop.value = true
-        while collector.isExecuting { usleep(1000) }
+        lock.withLock { stop.value = true }
+        collectorDone.wait()
         XCTAssertEqual(failures.value, [])
         let store = try Store.open(at: root)
         _ = try GarbageCollector(store: store).collect()

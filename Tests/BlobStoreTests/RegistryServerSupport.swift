@@ -72,6 +72,16 @@ final class RegistryProcess: @unchecked Sendable {
     }
 
     /// SIGTERM, then wait for the exit and check it was clean. Idempotent.
+    /// SIGKILLs the server: no graceful shutdown, no pack sealed, nothing closed.
+    func killHard() {
+        lock.lock()
+        defer { lock.unlock() }
+        guard !stopped else { return }
+        stopped = true
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
     func stop(file: StaticString = #filePath, line: UInt = #line) {
         lock.lock()
         defer { lock.unlock() }

@@ -111,9 +111,14 @@ extension Store {
         try txn.delete("leases", id.bigEndianKey)
     }
 
-    /// This process's liveness lock on this store.
+    /// This process's liveness lock on this store, kept alive while this `Store` is.
     package func liveness() throws -> LivenessLock {
-        try LivenessLock.mine(root: root)
+        livenessGuard.lock()
+        defer { livenessGuard.unlock() }
+        if let livenessLock { return livenessLock }
+        let lock = try LivenessLock.mine(root: root)
+        livenessLock = lock
+        return lock
     }
 
     /// Takes a lease in a transaction of its own.

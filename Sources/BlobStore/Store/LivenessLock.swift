@@ -11,15 +11,22 @@ import Glibc
 ///
 /// A lease or mount record names its holder's token. The file is created under a temporary
 /// name, locked, and only then renamed into place, so no other process ever sees it unlocked
-/// while its holder lives.
+/// while its holder lives. Each open `Store` keeps its process's lock alive; it is released
+/// (and its file removed) when the last one on that root goes — by then no lease or mount
+/// of this process on that store can be in use.
 package final class LivenessLock: @unchecked Sendable {
     package let token: UInt64
     private let handle: FileHandle
 
-    private init(token: UInt64, handle: FileHandle) {
+    private let file: String
+
+    private init(token: UInt64, handle: FileHandle, file: String) {
         self.token = token
         self.handle = handle
+        self.file = file
     }
+
+    deinit { unlink(file) } // the handle closes after this, dropping the lock
 
     static func directory(root: String) -> String { root + "/locks" }
 
@@ -32,7 +39,7 @@ package final class LivenessLock: @unchecked Sendable {
         let key = realpath(root, nil).map { p in defer { free(p) }; return String(cString: p) } ?? root
         registryLock.lock()
         defer { registryLock.unlock() }
-        if let existing = held[key] { return existing }
+        if let existing = held[key]?.lock { return existing }
         let dir = directory(root: root)
         if mkdir(dir, 0o755) != 0 && errno != EEXIST { throw BlobStoreError.io("create directory", path: dir) }
         while true {
@@ -49,8 +56,9 @@ package final class LivenessLock: @unchecked Sendable {
                 throw BlobStoreError.io("create lock file", path: final, errno: e)
             }
             unlink(temporary)
-            let lock = LivenessLock(token: token, handle: handle)
-            held[key] = lock
+            let lock = LivenessLock(token: token, handle: handle, file: final)
+            held = held.filter { $0.value.lock != nil }
+            held[key] = WeakLock(lock: lock)
             return lock
         }
     }
@@ -60,7 +68,7 @@ package final class LivenessLock: @unchecked Sendable {
     package static func isAlive(root: String, token: UInt64) -> Bool {
         let key = realpath(root, nil).map { p in defer { free(p) }; return String(cString: p) } ?? root
         registryLock.lock()
-        let ours = held[key]?.token == token
+        let ours = held[key]?.lock?.token == token
         registryLock.unlock()
         if ours { return true }
         let file = path(root: root, token: token)
@@ -99,6 +107,7 @@ package final class LivenessLock: @unchecked Sendable {
         }
     }
 
-    nonisolated(unsafe) private static var held: [String: LivenessLock] = [:]
+    private struct WeakLock { weak var lock: LivenessLock? }
+    nonisolated(unsafe) private static var held: [String: WeakLock] = [:]
     private static let registryLock = NSLock()
 }

@@ -23,6 +23,9 @@ public final class Store: @unchecked Sendable {
     let scratchBuffers = ContextPool { ScratchBuffer() }
     /// Decompressed chunks shared by readers; off until `chunkCache.setCapacity` is called.
     public let chunkCache = ChunkCache()
+    /// This process's `LivenessLock`, once a lease or mount needed it (see `liveness()`).
+    var livenessLock: LivenessLock?
+    let livenessGuard = NSLock()
 
     /// The index databases. `garbage` is the queue of objects whose count reached zero.
     static let databases = ["meta", "chunks", "blobs", "packs", "leases", "garbage", "ingests",
