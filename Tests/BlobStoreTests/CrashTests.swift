@@ -16,14 +16,7 @@ final class CrashTests: XCTestCase {
             _ = try store.put(earlier)
         }
         for round in 0..<6 {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: try blobctlPath())
-            process.arguments = ["--store", root, "put", "-"]
-            let input = Pipe()
-            process.standardInput = input
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
+            let (process, input) = try startPut(root: root)
             // Feed enough for several segments to be chunked, compressed and appended.
             var r = TestRandom(seed: 800 + UInt64(round))
             for _ in 0..<(6 + round * 4) {

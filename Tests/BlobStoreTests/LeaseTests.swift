@@ -109,14 +109,7 @@ final class LeaseTests: XCTestCase {
         let dir = try makeTemporaryDirectory(self)
         let root = dir + "/store"
         let store = try Store.create(at: root)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
-        process.arguments = ["--pid", "--fork", "--kill-child", try blobctlPath(), "--store", root, "put", "-"]
-        let input = Pipe()
-        process.standardInput = input
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        let (process, input) = try startPut(root: root, launcher: ["/usr/bin/unshare", "--pid", "--fork", "--kill-child"])
         input.fileHandleForWriting.write(Data(repeating: 7, count: 1 << 20))
         var lease: Lease?
         for _ in 0..<200 where lease == nil {
@@ -147,14 +140,7 @@ final class LeaseTests: XCTestCase {
         let dir = try makeTemporaryDirectory(self)
         let root = dir + "/store"
         let store = try Store.create(at: root)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try blobctlPath())
-        process.arguments = ["--store", root, "put", "-"]
-        let input = Pipe()
-        process.standardInput = input
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        let (process, input) = try startPut(root: root)
         input.fileHandleForWriting.write(Data(repeating: 1, count: 1 << 20))
         for _ in 0..<200 where try store.leases().isEmpty { usleep(20_000) }
         kill(process.processIdentifier, SIGKILL)

@@ -111,6 +111,21 @@ func runBlobctl(_ arguments: [String], input: [UInt8]? = nil) throws -> CommandR
                          stderr: String(decoding: stderr, as: UTF8.self))
 }
 
+/// Starts `blobctl --store root put -` (behind `launcher`, e.g. `unshare ...`, when given)
+/// reading from a pipe the caller writes to: the put commits only once the pipe is closed.
+func startPut(root: String, launcher: [String] = []) throws -> (process: Process, input: Pipe) {
+    let process = Process()
+    let command = launcher + [try blobctlPath(), "--store", root, "put", "-"]
+    process.executableURL = URL(fileURLWithPath: command[0])
+    process.arguments = Array(command.dropFirst())
+    let input = Pipe()
+    process.standardInput = input
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    return (process, input)
+}
+
 /// Checks what every count in the index should be, from the blobs alone: each chunk's
 /// count equals the number of recipe entries naming it, and totals match.
 func assertCountsConsistent(_ store: Store, file: StaticString = #filePath, line: UInt = #line) throws {

@@ -161,13 +161,9 @@ public final class LocalPackBackend: PackBackend, @unchecked Sendable {
     }
 
     public func packs() throws -> [(id: UInt64, size: UInt64)] {
-        guard let dir = opendir(directory) else { throw BlobStoreError.io("list packs in", path: directory) }
-        defer { closedir(dir) }
+        guard let names = FileHandle.directoryEntries(directory) else { throw BlobStoreError.io("list packs in", path: directory) }
         var result: [(UInt64, UInt64)] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(cString: raw.baseAddress!.assumingMemoryBound(to: CChar.self))
-            }
+        for name in names {
             guard let id = PackFormat.id(fromFileName: name) else { continue }
             var st = stat()
             guard stat(directory + "/" + name, &st) == 0 else { continue }
@@ -285,15 +281,7 @@ public final class LocalPackBackend: PackBackend, @unchecked Sendable {
 
     /// Removes temporary files of pack creations whose process died before finishing.
     private func removeAbandonedCreations() {
-        guard let dir = opendir(directory) else { return }
-        var names: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(cString: raw.baseAddress!.assumingMemoryBound(to: CChar.self))
-            }
-            if name.hasPrefix("."), name.hasSuffix(".pack.new") { names.append(name) }
-        }
-        closedir(dir)
+        let names = (FileHandle.directoryEntries(directory) ?? []).filter { $0.hasPrefix(".") && $0.hasSuffix(".pack.new") }
         for name in names {
             guard let handle = try? FileHandle(path: directory + "/" + name, flags: O_RDWR), handle.tryLockExclusive() else { continue }
             unlink(directory + "/" + name)

@@ -85,15 +85,7 @@ package final class LivenessLock: @unchecked Sendable {
     /// Removes the lock files of holders that are gone (and stray temporary files).
     package static func removeDead(root: String) {
         let dir = directory(root: root)
-        guard let d = opendir(dir) else { return }
-        var names: [String] = []
-        while let entry = readdir(d) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(cString: raw.baseAddress!.assumingMemoryBound(to: CChar.self))
-            }
-            if name.hasSuffix(".lock") || name.hasSuffix(".lock.new") { names.append(name) }
-        }
-        closedir(d)
+        let names = (FileHandle.directoryEntries(dir) ?? []).filter { $0.hasSuffix(".lock") || $0.hasSuffix(".lock.new") }
         for name in names {
             if name.hasSuffix(".lock"), let token = UInt64(name.dropLast(5), radix: 16) {
                 _ = isAlive(root: root, token: token)
