@@ -87,6 +87,9 @@ final class LeaseTests: XCTestCase {
         let first = try store.beginIngest()
         try first.append(data)
         _ = try first.commit(pin: false) // unreferenced: queued as garbage now
+        // Other work advances the store's generation meanwhile, so the garbage entry's stamp
+        // is older than the import's lease: only a fresh stamp lets that lease protect it.
+        try store.releaseLease(try store.takeLease(duration: 60, purpose: "other work").id)
         let importLease = try store.takeLease(duration: 600, purpose: "import")
         let again = try store.beginIngest()
         try again.append(data)
