@@ -25,76 +25,74 @@ extension Store {
 
     /// Recomputes every count from the roots as `txn` sees the index.
     package static func audit(_ txn: borrowing LMDBTransaction) throws -> Audit {
-        do {
-            var a = Audit()
-            var expectedBlob: [Digest: UInt64] = [:]
-            func refer(_ d: Digest, _ from: String) { expectedBlob[d, default: 0] += 1; _ = from }
-            var referrers: [Digest: String] = [:]
-            try txn.scan("images") { k, v in
-                let info = try Store.imageInfo(key: k, value: v)
-                refer(info.manifest, "image \(info.reference)"); referrers[info.manifest] = "image \(info.reference)"
-                return true
-            }
-            try txn.scan("containers") { k, v in
-                let c = try ContainerInfo(name: String(decoding: k, as: UTF8.self), decoding: v)
-                refer(c.manifest, "container \(c.name)"); referrers[c.manifest] = "container \(c.name)"
-                if let d = c.diff { refer(d, "container \(c.name)"); referrers[d] = "container \(c.name)" }
-                return true
-            }
-            try txn.scan("volumes") { k, v in
-                let vol = try VolumeInfo(name: String(decoding: k, as: UTF8.self), decoding: v)
-                if let s = vol.snapshot { refer(s, "volume \(vol.name)"); referrers[s] = "volume \(vol.name)" }
-                return true
-            }
-            for d in try Store.mountHolds(txn) { refer(d, "mount"); referrers[d] = "a mount" }
-            try txn.scan("repomanifests") { k, _ in
-                guard k.count > 33 else { return true }
-                let d = Digest(bytes: k.baseAddress! + k.count - 32)
-                refer(d, "repository"); referrers[d] = "a repository"
-                return true
-            }
-            try txn.scan("edges") { k, v in
-                let parent = Digest(bytes: k.baseAddress!)
-                for i in 0..<v.count / 32 {
-                    let child = Digest(bytes: v.baseAddress! + i * 32)
-                    refer(child, "manifest \(parent)"); referrers[child] = "manifest \(parent)"
-                }
-                return true
-            }
-            var queued = Set<[UInt8]>()
-            try txn.scan("garbage") { k, _ in queued.insert(Array(k)); return true }
-
-            var expectedChunk: [Digest: UInt64] = [:]
-            try txn.scan("blobs") { k, v in
-                let digest = Digest(bytes: k.baseAddress!)
-                let blob = try BlobRecord(decoding: v)
-                a.blobCount += 1
-                a.blobCounts[digest] = (blob.references, expectedBlob[digest] ?? 0)
-                a.recipes[digest] = blob.chunks
-                for c in blob.chunks { expectedChunk[c, default: 0] += 1 }
-                if !blob.pinned && (expectedBlob[digest] ?? 0) == 0 && !queued.contains(GarbageQueue.key(.blob, digest)) {
-                    a.unqueuedGarbage.append("blob \(digest) is unreferenced but not queued for GC")
-                }
-                return true
-            }
-            for (d, _) in expectedBlob where a.blobCounts[d] == nil {
-                a.missingBlobs.append((d, referrers[d] ?? "?"))
-            }
-            try txn.scan("chunks") { k, v in
-                let key = Digest(bytes: k.baseAddress!)
-                let chunk = try ChunkRecord(decoding: v)
-                a.chunks[key] = chunk
-                a.chunkCounts[key] = (chunk.references, expectedChunk[key] ?? 0)
-                if (expectedChunk[key] ?? 0) == 0 && !queued.contains(GarbageQueue.key(.chunk, key)) {
-                    a.unqueuedGarbage.append("chunk \(key) is unused but not queued for GC")
-                }
-                return true
-            }
-            for (blob, recipe) in a.recipes {
-                for c in Set(recipe) where a.chunks[c] == nil { a.missingChunks.append((c, blob)) }
-            }
-            return a
+        var a = Audit()
+        var expectedBlob: [Digest: UInt64] = [:]
+        func refer(_ d: Digest, _ from: String) { expectedBlob[d, default: 0] += 1; _ = from }
+        var referrers: [Digest: String] = [:]
+        try txn.scan("images") { k, v in
+            let info = try Store.imageInfo(key: k, value: v)
+            refer(info.manifest, "image \(info.reference)"); referrers[info.manifest] = "image \(info.reference)"
+            return true
         }
+        try txn.scan("containers") { k, v in
+            let c = try ContainerInfo(name: String(decoding: k, as: UTF8.self), decoding: v)
+            refer(c.manifest, "container \(c.name)"); referrers[c.manifest] = "container \(c.name)"
+            if let d = c.diff { refer(d, "container \(c.name)"); referrers[d] = "container \(c.name)" }
+            return true
+        }
+        try txn.scan("volumes") { k, v in
+            let vol = try VolumeInfo(name: String(decoding: k, as: UTF8.self), decoding: v)
+            if let s = vol.snapshot { refer(s, "volume \(vol.name)"); referrers[s] = "volume \(vol.name)" }
+            return true
+        }
+        for d in try Store.mountHolds(txn) { refer(d, "mount"); referrers[d] = "a mount" }
+        try txn.scan("repomanifests") { k, _ in
+            guard k.count > 33 else { return true }
+            let d = Digest(bytes: k.baseAddress! + k.count - 32)
+            refer(d, "repository"); referrers[d] = "a repository"
+            return true
+        }
+        try txn.scan("edges") { k, v in
+            let parent = Digest(bytes: k.baseAddress!)
+            for i in 0..<v.count / 32 {
+                let child = Digest(bytes: v.baseAddress! + i * 32)
+                refer(child, "manifest \(parent)"); referrers[child] = "manifest \(parent)"
+            }
+            return true
+        }
+        var queued = Set<[UInt8]>()
+        try txn.scan("garbage") { k, _ in queued.insert(Array(k)); return true }
+
+        var expectedChunk: [Digest: UInt64] = [:]
+        try txn.scan("blobs") { k, v in
+            let digest = Digest(bytes: k.baseAddress!)
+            let blob = try BlobRecord(decoding: v)
+            a.blobCount += 1
+            a.blobCounts[digest] = (blob.references, expectedBlob[digest] ?? 0)
+            a.recipes[digest] = blob.chunks
+            for c in blob.chunks { expectedChunk[c, default: 0] += 1 }
+            if !blob.pinned && (expectedBlob[digest] ?? 0) == 0 && !queued.contains(GarbageQueue.key(.blob, digest)) {
+                a.unqueuedGarbage.append("blob \(digest) is unreferenced but not queued for GC")
+            }
+            return true
+        }
+        for (d, _) in expectedBlob where a.blobCounts[d] == nil {
+            a.missingBlobs.append((d, referrers[d] ?? "?"))
+        }
+        try txn.scan("chunks") { k, v in
+            let key = Digest(bytes: k.baseAddress!)
+            let chunk = try ChunkRecord(decoding: v)
+            a.chunks[key] = chunk
+            a.chunkCounts[key] = (chunk.references, expectedChunk[key] ?? 0)
+            if (expectedChunk[key] ?? 0) == 0 && !queued.contains(GarbageQueue.key(.chunk, key)) {
+                a.unqueuedGarbage.append("chunk \(key) is unused but not queued for GC")
+            }
+            return true
+        }
+        for (blob, recipe) in a.recipes {
+            for c in Set(recipe) where a.chunks[c] == nil { a.missingChunks.append((c, blob)) }
+        }
+        return a
     }
 
     /// Reads one chunk and checks its SHA-256.

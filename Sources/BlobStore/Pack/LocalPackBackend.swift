@@ -47,13 +47,6 @@ public final class LocalPackBackend: PackBackend, @unchecked Sendable {
         }
     }
 
-    /// Packs this process holds locked right now (for tests and diagnostics).
-    public var lockedPacks: Set<UInt64> {
-        lock.lock()
-        defer { lock.unlock() }
-        return Set(locked.keys)
-    }
-
     public func append(_ records: [PendingRecord], for writer: PackWriter) throws -> [ChunkLocation] {
         lock.lock()
         defer { lock.unlock() }
