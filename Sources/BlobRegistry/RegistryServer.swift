@@ -69,7 +69,9 @@ public struct RegistryServer {
         if let tls = configuration.tls {
             let certificates = try NIOSSLCertificate.fromPEMFile(tls.certificate).map { NIOSSLCertificateSource.certificate($0) }
             let key = try NIOSSLPrivateKey(file: tls.key, format: .pem)
-            server = try .tls(.http1(), tlsConfiguration: .makeServerConfiguration(certificateChain: certificates, privateKey: .privateKey(key)))
+            var tlsConfiguration = TLSConfiguration.makeServerConfiguration(certificateChain: certificates, privateKey: .privateKey(key))
+            tlsConfiguration.minimumTLSVersion = .tlsv12 // TLS 1.0 and 1.1 are deprecated (RFC 8996)
+            server = try .tls(.http1(), tlsConfiguration: tlsConfiguration)
         } else {
             server = .http1()
         }

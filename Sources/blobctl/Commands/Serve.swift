@@ -19,6 +19,12 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "htpasswd file with bcrypt entries for basic auth.") var htpasswd: String?
     @Option(help: "Seconds between background garbage collections (0: off).") var gcInterval: Double?
 
+    func validate() throws {
+        if (tlsCert == nil) != (tlsKey == nil) {
+            throw ValidationError("--tls-cert and --tls-key go together: give both to serve HTTPS, neither for plain HTTP")
+        }
+    }
+
     func run() async throws {
         var configuration = try config.map(RegistryConfiguration.load) ?? RegistryConfiguration()
         if let addr { configuration.address = addr }
