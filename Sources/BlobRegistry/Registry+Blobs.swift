@@ -85,15 +85,25 @@ extension Registry {
 }
 
 /// A `Range: bytes=a-b,c-,-n` header resolved against a blob's size.
+///
+/// Bounded, so one request cannot turn into many full reads (`bytes=0-,0-,0-,…`, the
+/// pattern of CVE-2011-3192): at most `maxRanges` ranges are accepted, and ranges that
+/// overlap or touch are coalesced into one (RFC 9110 §14.2 allows both), so every byte of
+/// the blob is read at most once per request.
 struct ByteRanges {
+    static let maxRanges = 16
     var ranges: [Range<UInt64>]
 
     init(parsing header: String, size: UInt64) throws {
         guard header.hasPrefix("bytes=") else {
             throw RegistryError(.rangeInvalid, "unsupported range unit in \"\(header)\"", headers: [.contentRange: "bytes */\(size)"])
         }
+        let specs = header.dropFirst(6).split(separator: ",")
+        guard specs.count <= ByteRanges.maxRanges else {
+            throw RegistryError(.rangeInvalid, "too many ranges (\(specs.count); at most \(ByteRanges.maxRanges) per request)", headers: [.contentRange: "bytes */\(size)"])
+        }
         ranges = []
-        for spec in header.dropFirst(6).split(separator: ",") {
+        for spec in specs {
             let s = spec.trimmingCharacters(in: .whitespaces)
             let parts = s.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
             guard parts.count == 2 else { throw RegistryError(.rangeInvalid, "malformed range \"\(s)\"", headers: [.contentRange: "bytes */\(size)"]) }
@@ -109,5 +119,20 @@ struct ByteRanges {
                 ranges.append(a..<min(b, size - 1) + 1)
             }
         }
+        ranges = ByteRanges.coalesced(ranges)
+    }
+
+    /// The ranges as given when none overlap or touch; otherwise sorted and merged.
+    static func coalesced(_ ranges: [Range<UInt64>]) -> [Range<UInt64>] {
+        let sorted = ranges.sorted { $0.lowerBound < $1.lowerBound }
+        var merged: [Range<UInt64>] = []
+        for r in sorted {
+            if let last = merged.last, r.lowerBound <= last.upperBound {
+                merged[merged.count - 1] = last.lowerBound..<max(last.upperBound, r.upperBound)
+            } else {
+                merged.append(r)
+            }
+        }
+        return merged.count == ranges.count ? ranges : merged
     }
 }

@@ -393,6 +393,20 @@ final class RegistryHTTPTests: XCTestCase {
             XCTAssertEqual(part.body, Array(blob[span.0...span.1]))
         }
 
+        // Overlapping ranges are coalesced: `0-,0-,0-,…` is one read of the blob, not many.
+        let repeated = try server.request("GET", path, headers: ["Range": "bytes=" + Array(repeating: "0-", count: 12).joined(separator: ",")])
+        XCTAssertEqual(repeated.status, 206)
+        XCTAssertEqual(repeated.header("Content-Range"), "bytes 0-4999999/5000000")
+        XCTAssertEqual(repeated.header("Content-Length"), "5000000")
+        let touching = try server.request("GET", path, headers: ["Range": "bytes=100-199,0-99,150-299"])
+        XCTAssertEqual(touching.header("Content-Range"), "bytes 0-299/5000000")
+        XCTAssertEqual(touching.body, Array(blob[0..<300]))
+        // More than 16 ranges: refused.
+        let many = (0..<17).map { "\($0 * 1000)-\($0 * 1000 + 9)" }.joined(separator: ",")
+        let refused = try server.request("GET", path, headers: ["Range": "bytes=" + many])
+        XCTAssertEqual(refused.status, 416)
+        XCTAssertTrue(refused.text.contains("too many ranges"), refused.text)
+
         for bad in ["bytes=5000000-5000010", "bytes=20-10", "items=0-1"] {
             let r = try server.request("GET", path, headers: ["Range": bad])
             XCTAssertEqual(r.status, 416, "Range \(bad)")
