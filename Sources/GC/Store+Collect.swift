@@ -104,10 +104,10 @@ extension Store {
             return true
         }
         let existing = try store.packs.packs()
-        let sizes = Dictionary(existing.map { ($0.id, $0.size) }, uniquingKeysWith: { a, _ in a })
+        let existingIDs = Set(existing.map(\.id))
         // Accounting of packs that no longer exist (written by an ingest whose pack was
         // removed after its lease ended) is dropped.
-        for id in statsByPack.keys where sizes[id] == nil { try txn.delete("packs", id.bigEndianKey) }
+        for id in statsByPack.keys where !existingIDs.contains(id) { try txn.delete("packs", id.bigEndianKey) }
         let emptyPacks = existing.filter { (statsByPack[$0.id]?.liveChunks ?? 0) == 0 }.map(\.id)
         let protected = Set(live.flatMap(\.packs))
         let claims = claimPacks(emptyPacks.filter { !protected.contains($0) })

@@ -10,8 +10,8 @@ public protocol PackBackend: AnyObject, Sendable {
     /// Ends a unit of writing (after its index transaction, or when it is abandoned).
     func endWriting(_ writer: PackWriter)
     /// Appends records to this process's open pack(s) for `writer` and returns where each
-    /// landed. A failed write leaves the pack usable: its torn tail is cut off or the pack is
-    /// abandoned for a new one, never appended behind.
+    /// landed. After a failed write the torn tail is cut off where possible and the next
+    /// append goes to a new pack: nothing is ever appended behind a torn stretch.
     func append(_ records: [PendingRecord], for writer: PackWriter) throws -> [ChunkLocation]
     /// Makes every record appended so far durable. Called before the index points at them.
     func sync() throws
