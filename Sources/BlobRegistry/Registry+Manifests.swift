@@ -18,6 +18,11 @@ extension Registry {
             .eTag: "\"\(found.digest)\"",
             .contentLength: String(found.size),
         ]
+        // Manifests are small by definition: one over the limit (an imported image's, say)
+        // is not read into memory.
+        guard found.size <= UInt64(configuration.maxManifestBytes) else {
+            throw RegistryError(.manifestUnknown, "manifest \(found.digest) is \(found.size) bytes, over the limit of \(configuration.maxManifestBytes)")
+        }
         if head { return Response(status: .ok, headers: headers, body: .init()) }
         let bytes = try await blocking(notFound: .manifestUnknown) { try store.readAll(found.digest) }
         headers[.contentLength] = nil

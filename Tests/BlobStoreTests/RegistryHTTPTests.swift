@@ -503,6 +503,39 @@ final class RegistryHTTPTests: XCTestCase {
         XCTAssertEqual(try server.request("GET", "/v2/limits/manifests/small").body, image.manifest)
     }
 
+    /// The manifest endpoint serves manifests and indexes only: an imported image's layer
+    /// or config asked for as a manifest is MANIFEST_UNKNOWN (it used to be read whole into
+    /// memory and served), and a manifest over `maxManifestBytes` is not read either.
+    func testManifestEndpointServesOnlyManifests() throws {
+        let dir = try makeTemporaryDirectory(self)
+        let image = try registryImage(seed: 21, layerCount: 2, layerBytes: 200_000)
+        try image.writeLayout(dir + "/layout", tag: "v1")
+        let store = dir + "/store"
+        let imported = try runBlobctl(["--store", store, "image", "import", dir + "/layout", "--name", "imported"])
+        XCTAssertEqual(imported.status, 0, imported.stderr)
+
+        let server = try RegistryProcess(self, storePath: store)
+        for blob in [image.config] + image.layers {
+            for method in ["GET", "HEAD"] {
+                let r = try server.request(method, "/v2/imported/manifests/\(blob.sha256)")
+                XCTAssertEqual(r.status, 404, "\(method) of a non-manifest blob: \(r.text)")
+                if method == "GET" { XCTAssertEqual(r.errorCode, "MANIFEST_UNKNOWN") }
+            }
+            XCTAssertEqual(try server.request("GET", "/v2/imported/blobs/\(blob.sha256)").body, blob, "still a blob")
+        }
+        XCTAssertEqual(try server.request("GET", "/v2/imported/manifests/\(image.manifestDigest)").body, image.manifest)
+        XCTAssertEqual(try server.request("GET", "/v2/imported/manifests/v1").body, image.manifest)
+        server.stop()
+
+        let small = try RegistryProcess(self, config: #"{"limits":{"maxManifestBytes":64}}"#, storePath: store)
+        for reference in ["v1", image.manifestDigest.description] {
+            let r = try small.request("GET", "/v2/imported/manifests/\(reference)")
+            XCTAssertEqual(r.status, 404, r.text)
+            XCTAssertEqual(r.errorCode, "MANIFEST_UNKNOWN")
+            XCTAssertTrue(r.text.contains("over the limit of 64"), r.text)
+        }
+    }
+
     /// `--htpasswd FILE` (bcrypt): no credentials or a wrong password get 401 with a
     /// challenge and UNAUTHORIZED; the right password works.
     func testBasicAuth() throws {

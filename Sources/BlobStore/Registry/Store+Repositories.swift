@@ -122,6 +122,11 @@ extension Store {
                 digest = try r.digest()
             }
             guard let blob = try Store.blob(txn, digest) else { return nil }
+            // An imported image's layers and config belong to the repository too, but only
+            // its manifests and indexes are served as manifests (a layer would be read whole).
+            if reference.hasPrefix("sha256:"), try txn.get("repomanifests", Store.repoKey(name, digest)) == nil {
+                guard let type = blob.mediaType, MediaType.isManifest(type) || MediaType.isIndex(type) else { return nil }
+            }
             return (digest, blob.mediaType, blob.size)
         }
     }
