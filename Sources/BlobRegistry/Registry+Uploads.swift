@@ -35,12 +35,19 @@ extension Registry {
             }
             // Not mountable: fall through to an ordinary upload, as the spec says.
         }
+        let digestText = query(request, "digest")
+        let digest = try digestText.map { try parseDigest($0) }
+        try checkSize(request, after: 0)
+        // Each open session keeps an index row and holds its bytes until it ends or expires.
+        let cap = configuration.maxUploadSessions
+        if try await blocking({ try store.openIngests(prefix: Registry.reference(""), upTo: cap) }) >= cap {
+            throw RegistryError.busy(.tooManyRequests, "\(cap) uploads are open; finish or cancel some, or retry later", retryAfter: 30, reason: "uploads")
+        }
         let id = UUID().uuidString.lowercased()
         let lease = configuration.uploadLeaseSeconds
         let session = try await blocking { try store.beginIngest(reference: Registry.reference(id), leaseDuration: lease) }
-        if let digestText = query(request, "digest") {
+        if let digest {
             // Monolithic upload: the whole blob in this request.
-            let digest = try parseDigest(digestText)
             try await receive(request.body, into: session, abortOnError: true)
             let expectedSize = request.headers[.contentLength].flatMap { UInt64($0) }
             let result = try await commit(session, digest: digest, size: expectedSize)
@@ -62,6 +69,7 @@ extension Registry {
                 throw RegistryError(.rangeInvalid, "chunk starts at \(range), the upload has \(session.size) bytes", headers: headers)
             }
         }
+        try checkSize(request, after: session.size)
         try await receive(request.body, into: session, abortOnError: false)
         try await blocking { try session.checkpoint() }
         return Response(status: .accepted, headers: uploadHeaders(name: name, id: id, offset: session.size))
@@ -73,6 +81,7 @@ extension Registry {
         }
         let digest = try parseDigest(digestText)
         let session = try await resume(id)
+        try checkSize(request, after: session.size)
         try await receive(request.body, into: session, abortOnError: false)
         let result = try await commit(session, digest: digest, size: nil)
         let store = self.store
@@ -99,14 +108,24 @@ extension Registry {
         return try await blocking(notFound: .blobUploadUnknown) { try store.resumeIngest(reference: Registry.reference(id)) }
     }
 
+    /// Refuses a body whose declared length would take the blob past `maxBlobBytes`, before
+    /// reading any of it. (A body without a length is stopped at the limit as it streams.)
+    private func checkSize(_ request: Request, after received: UInt64) throws {
+        let limit = configuration.maxBlobBytes
+        guard limit > 0, let length = request.headers[.contentLength].flatMap({ UInt64($0) }) else { return }
+        if received + length > limit {
+            throw RegistryError(.sizeInvalid, "blob would be \(received + length) bytes, the limit is \(limit)", status: .contentTooLarge)
+        }
+    }
+
     /// Feeds a request body to an ingest in pieces of up to 4 MiB (one hop to the blocking
     /// pool per piece, not per network read); the network keeps reading the next piece
     /// while the previous one is appended.
     private func receive(_ body: RequestBody, into session: IngestSession, abortOnError: Bool) async throws {
         let limit = configuration.maxBlobBytes
         let pieceSize = 4 << 20
+        // Grown as bytes arrive, not reserved: a one-byte PATCH costs no 4 MiB buffer.
         var pending = ByteBuffer()
-        pending.reserveCapacity(pieceSize)
         var appending: Task<Void, Error>?
         func hand(_ piece: ByteBuffer) async throws {
             try await appending?.value
@@ -122,7 +141,6 @@ extension Registry {
                 if pending.readableBytes >= pieceSize {
                     try await hand(pending)
                     pending = ByteBuffer()
-                    pending.reserveCapacity(pieceSize)
                 }
             }
             if pending.readableBytes > 0 { try await hand(pending) }

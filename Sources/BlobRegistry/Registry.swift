@@ -12,10 +12,13 @@ public struct Registry: Sendable {
     let configuration: RegistryConfiguration
     let bytesIn = Counter(label: "blobstore_registry_bytes_received_total")
     let bytesOut = Counter(label: "blobstore_registry_bytes_sent_total")
+    /// Requests streaming a body into the store: each holds ~24 MiB of buffers.
+    let writes: AdmissionGate
 
     public init(store: Store, configuration: RegistryConfiguration) {
         self.store = store
         self.configuration = configuration
+        writes = AdmissionGate(limit: configuration.maxConcurrentWrites)
     }
 
     func handle(_ request: Request, context: some RequestContext) async throws -> Response {
@@ -37,11 +40,14 @@ public struct Registry: Sendable {
         case (.blob(let name, let digest), .delete):
             return try await deleteBlob(name: name, digest: digest)
         case (.uploads(let name), .post):
+            if query(request, "digest") != nil, query(request, "mount") == nil {
+                return try await writing { try await startUpload(request, name: name) }
+            }
             return try await startUpload(request, name: name)
         case (.upload(let name, let id), .patch):
-            return try await patchUpload(request, name: name, id: id)
+            return try await writing { try await patchUpload(request, name: name, id: id) }
         case (.upload(let name, let id), .put):
-            return try await finishUpload(request, name: name, id: id)
+            return try await writing { try await finishUpload(request, name: name, id: id) }
         case (.upload(let name, let id), .get):
             return try await uploadStatus(name: name, id: id)
         case (.upload(let name, let id), .delete):
@@ -70,6 +76,16 @@ public struct Registry: Sendable {
 
     func query(_ request: Request, _ key: String) -> String? {
         request.uri.queryParameters[Substring(key)].map { String($0).removingPercentEncoding ?? String($0) }
+    }
+
+    /// Runs a request that streams a body into the store once one of the limited places
+    /// for that is free, waiting `writeWaitSeconds` at most; then 503 with Retry-After.
+    func writing(_ work: () async throws -> Response) async throws -> Response {
+        guard await writes.enter(waitingUpTo: configuration.writeWaitSeconds) else {
+            throw RegistryError.busy(.unavailable, "\(writes.limit) uploads are already in progress; retry shortly", retryAfter: 5, reason: "writes")
+        }
+        defer { writes.leave() }
+        return try await work()
     }
 
     /// Runs store work off the async pool, mapping store errors to registry errors.

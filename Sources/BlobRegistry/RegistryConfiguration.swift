@@ -7,8 +7,12 @@ import Foundation
 ///       "address": "127.0.0.1:5000",
 ///       "readOnly": false,
 ///       "tls": { "certificate": "/etc/blobstore/cert.pem", "key": "/etc/blobstore/key.pem" },
-///       "auth": { "htpasswd": "/etc/blobstore/htpasswd", "tokens": ["s3cret-token"], "realm": "blobstore" },
-///       "limits": { "maxManifestBytes": 4194304, "maxBlobBytes": 0, "chunkCacheBytes": 134217728 },
+///       "auth": { "htpasswd": "/etc/blobstore/htpasswd", "tokens": ["s3cret-token"], "realm": "blobstore",
+///                 "credentialCacheSeconds": 60, "failuresPerMinute": 10 },
+///       "limits": { "maxManifestBytes": 4194304, "maxBlobBytes": 68719476736, "chunkCacheBytes": 134217728,
+///                   "maxUploadSessions": 256, "maxConcurrentRequests": 256, "maxConcurrentWrites": 16,
+///                   "writeWaitSeconds": 30, "maxConnections": 1024, "idleTimeoutSeconds": 60,
+///                   "blockingThreads": 16 },
 ///       "gc": { "intervalSeconds": 60, "uploadLeaseSeconds": 3600 },
 ///       "logLevel": "info"
 ///     }
@@ -25,16 +29,39 @@ public struct RegistryConfiguration: Codable, Sendable {
         /// Bearer tokens accepted as `Authorization: Bearer <token>`.
         public var tokens: [String]?
         public var realm: String?
+        /// How long a verified user:password pair is remembered, so bcrypt runs once per
+        /// client and not on every request (default 60; 0: verify every time).
+        public var credentialCacheSeconds: Double?
+        /// Failed authentications a client address may make per minute before it is
+        /// answered 429 (default 10; 0: no limit).
+        public var failuresPerMinute: Int?
         public init(htpasswd: String?, tokens: [String]?, realm: String?) { self.htpasswd = htpasswd; self.tokens = tokens; self.realm = realm }
     }
 
     public struct Limits: Codable, Sendable {
         /// Largest manifest accepted (the spec suggests at least 4 MiB).
         public var maxManifestBytes: Int?
-        /// Largest blob accepted; 0 or absent for no limit.
+        /// Largest blob accepted (default 64 GiB; 0: no limit).
         public var maxBlobBytes: UInt64?
         /// Memory for decompressed chunks shared by concurrent pulls (default 128 MiB; 0: off).
         public var chunkCacheBytes: Int?
+        /// Upload sessions open at once; a new one beyond is answered 429 (default 256). Each
+        /// keeps an index row of up to 8 MiB (its bytes not yet cut into chunks) until it
+        /// finishes or its lease runs out.
+        public var maxUploadSessions: Int?
+        /// Requests in progress at once, response bodies included; beyond, 503 (default 256).
+        public var maxConcurrentRequests: Int?
+        /// Requests streaming a body into the store at once, each holding ~24 MiB of
+        /// buffers; others wait up to `writeWaitSeconds` for a turn, then get 503 (default 16).
+        public var maxConcurrentWrites: Int?
+        public var writeWaitSeconds: Double?
+        /// Open connections; one beyond is answered 503 and closed (default 1024).
+        public var maxConnections: Int?
+        /// A connection with no request in progress and nothing read for this long is
+        /// closed (default 60).
+        public var idleTimeoutSeconds: Double?
+        /// Threads doing blocking store work (LMDB, chunking, compression, disk I/O) (default 16).
+        public var blockingThreads: Int?
     }
 
     public struct GC: Codable, Sendable {
@@ -68,8 +95,17 @@ public struct RegistryConfiguration: Codable, Sendable {
     }
 
     var maxManifestBytes: Int { limits?.maxManifestBytes ?? 4 << 20 }
-    var maxBlobBytes: UInt64 { limits?.maxBlobBytes ?? 0 }
+    var maxBlobBytes: UInt64 { limits?.maxBlobBytes ?? 64 << 30 }
     var chunkCacheBytes: Int { limits?.chunkCacheBytes ?? 128 << 20 }
+    var maxUploadSessions: Int { limits?.maxUploadSessions ?? 256 }
+    var maxConcurrentRequests: Int { limits?.maxConcurrentRequests ?? 256 }
+    var maxConcurrentWrites: Int { limits?.maxConcurrentWrites ?? 16 }
+    var writeWaitSeconds: Double { limits?.writeWaitSeconds ?? 30 }
+    var maxConnections: Int { limits?.maxConnections ?? 1024 }
+    var idleTimeoutSeconds: Double { limits?.idleTimeoutSeconds ?? 60 }
+    var blockingThreads: Int { limits?.blockingThreads ?? 16 }
+    var credentialCacheSeconds: Double { auth?.credentialCacheSeconds ?? 60 }
+    var authFailuresPerMinute: Int { auth?.failuresPerMinute ?? 10 }
     var uploadLeaseSeconds: UInt64 { gc?.uploadLeaseSeconds ?? 3600 }
     var gcInterval: Double { gc?.intervalSeconds ?? 60 }
 

@@ -2,6 +2,7 @@ import BlobStore
 import Foundation
 import HTTPTypes
 import Hummingbird
+import Metrics
 
 /// An error of the OCI distribution spec: a code from its list, the HTTP status that goes
 /// with it, and the JSON body clients parse (`{"errors":[{"code","message","detail"}]}`).
@@ -21,6 +22,8 @@ struct RegistryError: Error, HTTPResponseError {
         case denied = "DENIED"
         case unsupported = "UNSUPPORTED"
         case rangeInvalid = "RANGE_INVALID"
+        case tooManyRequests = "TOOMANYREQUESTS"
+        case unavailable = "UNAVAILABLE"
     }
 
     var code: Code
@@ -38,6 +41,8 @@ struct RegistryError: Error, HTTPResponseError {
         case .denied: self.status = status ?? .forbidden
         case .unsupported: self.status = status ?? .methodNotAllowed
         case .rangeInvalid: self.status = status ?? .rangeNotSatisfiable
+        case .tooManyRequests: self.status = status ?? .tooManyRequests
+        case .unavailable: self.status = status ?? .serviceUnavailable
         default: self.status = status ?? .badRequest
         }
     }
@@ -48,6 +53,13 @@ struct RegistryError: Error, HTTPResponseError {
         var fields = headers
         fields[.contentType] = "application/json"
         return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    /// Load shed: the client should come back after `seconds`. Counted by `reason` in
+    /// `blobstore_registry_shed_total`.
+    static func busy(_ code: Code, _ message: String, retryAfter seconds: Int, reason: String) -> RegistryError {
+        Counter(label: "blobstore_registry_shed_total", dimensions: [("reason", reason)]).increment()
+        return RegistryError(code, message, headers: [.retryAfter: String(max(1, seconds))])
     }
 
     /// The registry's view of a store error.

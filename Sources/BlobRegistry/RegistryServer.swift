@@ -42,8 +42,9 @@ public struct RegistryServer {
     public func run(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
         let metrics = RegistryServer.metricsRegistry()
         store.chunkCache.setCapacity(configuration.chunkCacheBytes)
+        Blocking.configure(threads: configuration.blockingThreads)
         let registry = Registry(store: store, configuration: configuration)
-        let router = Router(context: BasicRequestContext.self)
+        let router = Router(context: RegistryRequestContext.self)
         router.add(middleware: LogRequestsMiddleware(.info))
         router.add(middleware: MetricsMiddleware())
         router.get("/metrics") { _, _ -> Response in
@@ -53,10 +54,14 @@ public struct RegistryServer {
         }
         // Before auth, so its 401 challenges carry the API version header too.
         router.add(middleware: DistributionHeaderMiddleware())
+        // Before auth: a flood of bad credentials is shed like any other flood.
+        router.add(middleware: LoadSheddingMiddleware(gate: AdmissionGate(limit: configuration.maxConcurrentRequests)))
         if let auth = configuration.auth, auth.htpasswd != nil || !(auth.tokens ?? []).isEmpty {
-            router.add(middleware: try RegistryAuthenticator<BasicRequestContext>(configuration: auth))
+            router.add(middleware: try RegistryAuthenticator(
+                configuration: auth, cacheSeconds: configuration.credentialCacheSeconds,
+                failuresPerMinute: configuration.authFailuresPerMinute))
         }
-        let handler: @Sendable (Request, BasicRequestContext) async throws -> Response = { request, context in
+        let handler: @Sendable (Request, RegistryRequestContext) async throws -> Response = { request, context in
             try await registry.handle(request, context: context)
         }
         for method in [HTTPRequest.Method.get, .head, .post, .put, .patch, .delete] {
@@ -65,15 +70,19 @@ public struct RegistryServer {
         }
 
         let (host, port) = try configuration.hostAndPort()
+        let connections = AdmissionGate(limit: configuration.maxConnections)
+        let http = HTTP1Channel.Configuration(
+            additionalChannelHandlers: [ConnectionLimiter(gate: connections)],
+            idleTimeout: .nanoseconds(Int64(configuration.idleTimeoutSeconds * 1e9)))
         let server: HTTPServerBuilder
         if let tls = configuration.tls {
             let certificates = try NIOSSLCertificate.fromPEMFile(tls.certificate).map { NIOSSLCertificateSource.certificate($0) }
             let key = try NIOSSLPrivateKey(file: tls.key, format: .pem)
             var tlsConfiguration = TLSConfiguration.makeServerConfiguration(certificateChain: certificates, privateKey: .privateKey(key))
             tlsConfiguration.minimumTLSVersion = .tlsv12 // TLS 1.0 and 1.1 are deprecated (RFC 8996)
-            server = try .tls(.http1(), tlsConfiguration: tlsConfiguration)
+            server = try .tls(.http1(configuration: http), tlsConfiguration: tlsConfiguration)
         } else {
-            server = .http1()
+            server = .http1(configuration: http)
         }
         let gc = GarbageCollectionService(store: store, interval: configuration.gcInterval, logger: logger)
         let store = self.store

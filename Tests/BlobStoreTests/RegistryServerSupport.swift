@@ -341,3 +341,82 @@ func registryImage(seed: UInt64, layerCount: Int = 2, layerBytes: Int = 40_000, 
 func jsonBytes(_ object: Any) throws -> [UInt8] {
     Array(try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]))
 }
+
+/// A loopback TCP connection the test drives by hand: to hold a connection open, send half
+/// a request, or stop reading a response, as an abusive client does.
+final class RawConnection {
+    let fd: Int32
+
+    init(port: Int, timeout: Int = 10) throws {
+        #if canImport(Glibc)
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        #else
+        fd = socket(AF_INET, SOCK_STREAM, 0)
+        #endif
+        guard fd >= 0 else { throw RegistryTestError("socket: errno \(errno)") }
+        var tv = timeval(tv_sec: timeout, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { close(fd); throw RegistryTestError("connect to 127.0.0.1:\(port): errno \(errno)") }
+    }
+
+    deinit { close(fd) }
+
+    func send(_ text: String) { send(Array(text.utf8)) }
+
+    func send(_ bytes: [UInt8]) {
+        var sent = 0
+        while sent < bytes.count {
+            let n = bytes[sent...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if n <= 0 { return }
+            sent += n
+        }
+    }
+
+    /// Everything until the server closes (or the timeout), parsed as one response.
+    func readResponse(method: String = "GET", target: String = "/") throws -> HTTPResult {
+        try HTTPResult.parse(readAll(), method: method, target: target)
+    }
+
+    /// One response on a connection kept alive: the head, then Content-Length bytes of body.
+    func readKeptAliveResponse() throws -> HTTPResult {
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            if let end = received.firstRange(of: [13, 10, 13, 10]) {
+                let head = String(decoding: received[..<end.lowerBound], as: UTF8.self).lowercased()
+                let length = head.split(separator: "\r\n").first { $0.hasPrefix("content-length:") }
+                    .flatMap { Int($0.dropFirst(15).trimmingCharacters(in: .whitespaces)) } ?? 0
+                if received.count >= end.upperBound + length { return try HTTPResult.parse(received, method: "GET", target: "/") }
+            }
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw RegistryTestError("connection ended before a whole response") }
+            received.append(contentsOf: buffer[0..<n])
+        }
+    }
+
+    /// Bytes until EOF; nil if the server kept the connection open past the timeout.
+    func readToClose() -> [UInt8]? {
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 { return errno == EAGAIN || errno == EWOULDBLOCK ? nil : received }
+            if n == 0 { return received }
+            received.append(contentsOf: buffer[0..<n])
+        }
+    }
+
+    private func readAll() throws -> [UInt8] {
+        guard let bytes = readToClose() else { throw RegistryTestError("no complete response before the timeout") }
+        return bytes
+    }
+}

@@ -27,6 +27,21 @@ extension Store {
         return IngestSession(store: self, reference: reference, lease: lease)
     }
 
+    /// How many resumable ingests whose reference starts with `prefix` are open, counted up
+    /// to `limit` (the scan stops there: a cap check costs at most `limit` keys).
+    public func openIngests(prefix: String, upTo limit: Int) throws -> Int {
+        let start = Array(prefix.utf8)
+        return try index.read { txn in
+            var count = 0
+            try txn.scan("ingests", from: start) { k, _ in
+                guard k.starts(with: start), count < limit else { return false }
+                count += 1
+                return true
+            }
+            return count
+        }
+    }
+
     /// Continues a checkpointed ingest where its last checkpoint left it.
     public func resumeIngest(reference: String) throws -> IngestSession {
         let (lease, state) = try index.read { txn throws -> (Lease, [UInt8]) in

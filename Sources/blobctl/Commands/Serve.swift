@@ -30,7 +30,11 @@ struct Serve: AsyncParsableCommand {
         if let addr { configuration.address = addr }
         if readOnly { configuration.readOnly = true }
         if let tlsCert, let tlsKey { configuration.tls = .init(certificate: tlsCert, key: tlsKey) }
-        if let htpasswd { configuration.auth = .init(htpasswd: htpasswd, tokens: configuration.auth?.tokens, realm: configuration.auth?.realm) }
+        if let htpasswd {
+            var auth = configuration.auth ?? .init(htpasswd: nil, tokens: nil, realm: nil)
+            auth.htpasswd = htpasswd // the flag overrides the file's htpasswd, and keeps its other settings
+            configuration.auth = auth
+        }
         if let gcInterval { configuration.gc = .init(intervalSeconds: gcInterval, uploadLeaseSeconds: configuration.gc?.uploadLeaseSeconds) }
         var logger = Logger(label: "blobstore.registry") { StreamLogHandler.standardError(label: $0) }
         logger.logLevel = configuration.logLevel.flatMap(Logger.Level.init(rawValue:)) ?? (store.verbose ? .debug : .info)
