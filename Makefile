@@ -1,8 +1,9 @@
 # BlobStore — build, test, benchmark.
 #   make deps    install the Debian packages the build needs (when missing)
 #   make build   release build of blobctl
-#   make test    the test suite and 30 rounds of the crash-and-race harness (what CI runs)
+#   make test    the test suite, 30 rounds of the crash-and-race harness and 30 s of each fuzz target (what CI runs)
 #   make crash-race CRASH_ROUNDS=N   the crash-and-race harness alone
+#   make fuzz FUZZ_SECONDS=N         the libFuzzer targets (tar, manifests, layers), N s each
 #   make bench   ingest/read benchmark against restic, borg, zstd and openssl
 #   make run     serve a registry on 127.0.0.1:5000 from the embedded store in ./data
 #   make blobctl ARGS="…"  any blobctl command on the same store
@@ -14,7 +15,7 @@ CONFIG ?= release
 ARGS ?= df
 STORE ?= $(CURDIR)/data
 
-.PHONY: deps bench-deps build test crash-race bench run blobctl clean
+.PHONY: deps bench-deps build test crash-race fuzz bench run blobctl clean
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -38,8 +39,13 @@ build: deps
 test: deps
 	$(SWIFT) test -c $(CONFIG)
 	BLOBCTL=$(CURDIR)/.build/$(CONFIG)/blobctl bash bench/crash-race.sh --rounds $(CRASH_ROUNDS)
+	bash Fuzz/fuzz.sh $(FUZZ_SECONDS)
 
 CRASH_ROUNDS ?= 30
+FUZZ_SECONDS ?= 30
+
+fuzz: deps
+	bash Fuzz/fuzz.sh $(FUZZ_SECONDS)
 
 crash-race: build
 	BLOBCTL=$(CURDIR)/.build/$(CONFIG)/blobctl bash bench/crash-race.sh --rounds $(CRASH_ROUNDS)

@@ -70,3 +70,11 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// libFuzzer targets for the parsers that read what other people made (Fuzz/): only with
+// BLOBSTORE_FUZZ=1, since they must be built with -sanitize=fuzzer. `make fuzz` runs them.
+if Context.environment["BLOBSTORE_FUZZ"] != nil {
+    for name in ["FuzzTar", "FuzzManifest", "FuzzLayer"] {
+        package.targets.append(.executableTarget(name: name, dependencies: ["BlobStore", "GC"], path: "Fuzz/\(name)"))
+    }
+}

@@ -46,7 +46,7 @@ extension Store {
         }
         let key = Array("\(reference.name):\(reference.tag ?? "latest")".utf8)
         guard let raw = try txn.get("images", key) else { throw BlobStoreError(.notFound, "image \(reference) not found") }
-        return try imageInfo(key: UnsafeRawBufferPointer(start: key, count: key.count), value: raw)
+        return try key.withUnsafeBytes { try imageInfo(key: $0, value: raw) }
     }
 
     /// Points `name:tag` at a manifest (already expanded) inside `txn`, moving the tag's
