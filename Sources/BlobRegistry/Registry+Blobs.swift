@@ -89,7 +89,8 @@ extension Registry {
 /// Bounded, so one request cannot turn into many full reads (`bytes=0-,0-,0-,…`, the
 /// pattern of CVE-2011-3192): at most `maxRanges` ranges are accepted, and ranges that
 /// overlap or touch are coalesced into one (RFC 9110 §14.2 allows both), so every byte of
-/// the blob is read at most once per request.
+/// the blob is read at most once per request. Ranges that start past the end are
+/// unsatisfiable and left out; only when none is left is the answer 416 (RFC 9110 §14.1.2).
 struct ByteRanges {
     static let maxRanges = 16
     var ranges: [Range<UInt64>]
@@ -108,16 +109,18 @@ struct ByteRanges {
             let parts = s.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
             guard parts.count == 2 else { throw RegistryError(.rangeInvalid, "malformed range \"\(s)\"", headers: [.contentRange: "bytes */\(size)"]) }
             if parts[0].isEmpty {
-                guard let n = UInt64(parts[1]), n > 0 else { throw RegistryError(.rangeInvalid, "malformed range \"\(s)\"", headers: [.contentRange: "bytes */\(size)"]) }
-                ranges.append(size - min(n, size)..<size)
+                guard let n = UInt64(parts[1]) else { throw RegistryError(.rangeInvalid, "malformed range \"\(s)\"", headers: [.contentRange: "bytes */\(size)"]) }
+                if n > 0 && size > 0 { ranges.append(size - min(n, size)..<size) } // else unsatisfiable: skipped
             } else {
                 guard let a = UInt64(parts[0]) else { throw RegistryError(.rangeInvalid, "malformed range \"\(s)\"", headers: [.contentRange: "bytes */\(size)"]) }
-                let b = parts[1].isEmpty ? size - 1 : (UInt64(parts[1]) ?? UInt64.max)
-                guard a < size, b >= a else {
-                    throw RegistryError(.rangeInvalid, "range \"\(s)\" is outside the blob's \(size) bytes", headers: [.contentRange: "bytes */\(size)"])
-                }
-                ranges.append(a..<min(b, size - 1) + 1)
+                let b = parts[1].isEmpty ? UInt64.max : (UInt64(parts[1]) ?? UInt64.max)
+                guard b >= a else { throw RegistryError(.rangeInvalid, "malformed range \"\(s)\"", headers: [.contentRange: "bytes */\(size)"]) }
+                // A range starting past the end is unsatisfiable: skipped, the others served.
+                if a < size { ranges.append(a..<min(b, size - 1) + 1) }
             }
+        }
+        guard !ranges.isEmpty else {
+            throw RegistryError(.rangeInvalid, "no range of \"\(header)\" is within the blob's \(size) bytes", headers: [.contentRange: "bytes */\(size)"])
         }
         ranges = ByteRanges.coalesced(ranges)
     }
