@@ -8,7 +8,7 @@
 #   make run     serve a registry on 127.0.0.1:5000 from the embedded store in ./data
 #   make blobctl ARGS="…"  any blobctl command on the same store
 
-APT_PACKAGES := libzstd-dev liblmdb-dev libssl-dev pkg-config zlib1g-dev libfuse3-dev fuse3 busybox-static apache2-utils openssl
+APT_PACKAGES := libzstd-dev liblmdb-dev libssl-dev pkg-config zlib1g-dev libfuse3-dev fuse3 busybox-static apache2-utils openssl zstd
 BENCH_PACKAGES := restic borgbackup zstd openssl time
 SWIFT ?= swift
 CONFIG ?= release

@@ -16,7 +16,7 @@ public final class BlobFileSystem: @unchecked Sendable {
     let inodes = InodeAllocator()
     let mountedAt = Int64(Date().timeIntervalSince1970)
     private let lock = NSLock()
-    private var trees: [Digest: MergedTree] = [:]
+    private let trees = TreeCache()
     private var layouts: [Digest: (index: [UInt8], blobs: Set<Digest>)] = [:]
     /// The mount's record in the store, holding references on the images it exposed.
     var mountID: UInt64?
@@ -99,31 +99,30 @@ public final class BlobFileSystem: @unchecked Sendable {
         return .rootfs(node)
     }
 
-    /// An image's merged tree, built once per mount (its layers' indexes are built once per
-    /// store and kept).
+    /// An image's merged tree, built on first use, once per mount (its layers' indexes are
+    /// built once per store and kept); a failure is logged where it happens.
     func tree(_ manifest: Digest) throws -> MergedTree {
-        lock.lock()
-        if let t = trees[manifest] { lock.unlock(); return t }
-        lock.unlock()
-        let started = Date()
-        let built = try MergedTree(store: store, manifest: manifest, inodes: inodes)
-        logger.info("built root file system", metadata: ["manifest": "\(manifest)", "nodes": "\(built.nodeCount)",
-                                                          "ms": "\(Int(Date().timeIntervalSince(started) * 1000))"])
-        lock.lock()
-        defer { lock.unlock() }
-        if let raced = trees[manifest] { return raced }
-        trees[manifest] = built
-        return built
+        try trees.tree(manifest) {
+            let started = Date()
+            do {
+                let built = try MergedTree(store: store, manifest: manifest, inodes: inodes)
+                logger.info("built root file system", metadata: ["manifest": "\(manifest)", "nodes": "\(built.nodeCount)",
+                                                                  "ms": "\(Int(Date().timeIntervalSince(started) * 1000))"])
+                return built
+            } catch {
+                logger.error("could not build the root file system of an image; its rootfs/ directory fails", metadata: ["manifest": "\(manifest)", "error": "\(error)"])
+                throw error
+            }
+        }
     }
 
-    /// Builds every current image's tree (in the background at mount time).
+    /// Builds every current image's tree, one after the other, on a background thread at
+    /// mount time: the mount is up meanwhile, a first access to an image not built yet builds
+    /// it at once (or waits for the build under way), and an image that fails only fails its
+    /// own rootfs/ directory.
     func prepareTrees() {
         for image in namespace.current() {
-            do {
-                _ = try tree(image.manifest)
-            } catch {
-                logger.warning("could not build a root file system", metadata: ["image": "\(image.reference)", "error": "\(error)"])
-            }
+            _ = try? tree(image.manifest)
         }
     }
 

@@ -11,7 +11,8 @@ import Dispatch
 public enum FuseMount {
     public static func run(_ fs: BlobFileSystem, mountpoint: String, allowOther: Bool, debug: Bool = false) throws -> Int32 {
         fs.mountID = try fs.store.registerMount(mountpoint)
-        // Index the images' layers and build their trees now, not on the first `ls`.
+        // Index the images' layers and build their trees now, not on the first `ls` — in the
+        // background, so the mount is up at once and a bad image fails only its own rootfs/.
         DispatchQueue.global().async { fs.prepareTrees() }
         defer { if let id = fs.mountID { try? fs.store.unregisterMount(id) } }
         var args = ["blobctl", mountpoint, "-f", "-o", "ro,default_permissions,fsname=blobstore,subtype=blobstore"]

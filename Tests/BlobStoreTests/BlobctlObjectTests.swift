@@ -76,4 +76,53 @@ final class BlobctlObjectTests: XCTestCase {
         XCTAssertEqual(try runBlobctl(["--store", root, "container", "create", "c", "--image", "nope:1"]).status, 3)
         XCTAssertEqual(try runBlobctl(["--store", root, "volume", "rm", "nope"]).status, 3)
     }
+
+    /// A tar that makes a symlink and then writes, or hard-links, through it (`etc -> /etc`,
+    /// then `etc/passwd`) is refused by `volume import` and `container commit`: whoever
+    /// extracts the volume or the diff later would otherwise write outside its directory.
+    /// `..` and absolute member names are refused too. A tar with symlinks and files beside
+    /// them is fine.
+    func testTarsThatWriteThroughTheirOwnSymlinksAreRefused() throws {
+        let dir = try makeTemporaryDirectory(self)
+        let root = dir + "/store"
+        let image = ImageFixture(layers: [try ImageFixture.layer([("bin/sh", Array("#!".utf8))])], label: "cli")
+        try image.writeLayout(dir + "/layout", tag: "1")
+        XCTAssertEqual(try runBlobctl(["--store", root, "image", "import", dir + "/layout", "--name", "img"]).status, 0)
+        XCTAssertEqual(try runBlobctl(["--store", root, "container", "create", "web", "--image", "img:1"]).status, 0)
+        func tar(_ name: String, _ entries: [TarEntry]) throws -> String {
+            var out: [UInt8] = []
+            var writer = TarWriter { out.append(contentsOf: $0) }
+            for e in entries { try writer.writeEntry(e, content: e.kind == .regular ? [UInt8](repeating: 0x41, count: Int(e.size)) : []) }
+            try writer.finish()
+            FileManager.default.createFile(atPath: dir + "/" + name, contents: Data(out))
+            return dir + "/" + name
+        }
+        let hostile = [
+            try tar("absolute-link.tar", [TarEntry(path: "etc", kind: .symlink, linkTarget: "/etc"),
+                                          TarEntry(path: "etc/passwd", kind: .regular, size: 4)]),
+            try tar("relative-link.tar", [TarEntry(path: "a/", kind: .directory),
+                                          TarEntry(path: "a/up", kind: .symlink, linkTarget: "../../.."),
+                                          TarEntry(path: "a/up/x/y", kind: .regular, size: 1)]),
+            try tar("hard-link.tar", [TarEntry(path: "s", kind: .symlink, linkTarget: "/etc"),
+                                      TarEntry(path: "shadow", kind: .hardLink, linkTarget: "s/shadow")]),
+            try tar("directory-link.tar", [TarEntry(path: "d", kind: .symlink, linkTarget: "/tmp"),
+                                           TarEntry(path: "d/sub/", kind: .directory)]),
+        ]
+        for path in hostile {
+            for command in [["volume", "import", "vol", path], ["container", "commit", "web", path]] {
+                let r = try runBlobctl(["--store", root] + command)
+                XCTAssertEqual(r.status, 2, "\(command.joined(separator: " ")): \(r.stdout)")
+                XCTAssertTrue(r.stderr.contains("symbolic link"), "\(command.joined(separator: " ")): \(r.stderr)")
+            }
+        }
+        let store = try Store.open(at: root)
+        XCTAssertNil(try store.volumes().first { $0.name == "vol" }?.snapshot, "no snapshot was stored")
+        XCTAssertNil(try store.container("web").diff, "no diff was stored")
+
+        let fine = try tar("fine.tar", [TarEntry(path: "lib", kind: .symlink, linkTarget: "usr/lib"),
+                                        TarEntry(path: "usr/lib/x.so", kind: .regular, size: 3),
+                                        TarEntry(path: "link-to-lib-file", kind: .hardLink, linkTarget: "usr/lib/x.so")])
+        XCTAssertEqual(try runBlobctl(["--store", root, "volume", "import", "vol", fine]).status, 0)
+        XCTAssertEqual(try runBlobctl(["--store", root, "container", "commit", "web", fine]).status, 0)
+    }
 }

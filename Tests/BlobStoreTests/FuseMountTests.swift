@@ -228,4 +228,37 @@ final class FuseMountTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(report.blobsFreed, 4)
         XCTAssertEqual(try store.totals().blobs, 0)
     }
+
+    /// A layer that is a decompression bomb costs its own image its root file system (EIO,
+    /// logged once), not the mount: the mount comes up at once, other images and the bomb
+    /// image's OCI layout stay readable, and a second look at the bomb answers at once.
+    func testABombLayerFailsOnlyItsOwnRootFileSystem() throws {
+        XCTAssertEqual(try runBlobctl(["umount", mnt]).status, 0)
+        let bomb = try ImageFixture.zeroFilledLayer(megabytes: 512, compressor: "gzip -1", scratch: dir)
+        try ImageFixture(layers: [bomb], label: "bomb").writeLayout(dir + "/bomb-layout", tag: "1")
+        let store = try Store.open(at: root)
+        _ = try ImageImporter(store: store, defaultName: "test/bomb").importImages(from: dir + "/bomb-layout")
+
+        let started = Date()
+        let r = try runBlobctl(["--store", root, "mount", mnt, "--log-file", dir + "/mount.log"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertLessThan(Date().timeIntervalSince(started), 5, "mounting does not wait for layers to be indexed")
+        XCTAssertEqual(FileManager.default.contents(atPath: "\(mnt)/rootfs/test/busybox/1.0/etc/motd"), Data("welcome!\n".utf8))
+        XCTAssertNotNil(FileManager.default.contents(atPath: "\(mnt)/images/test/bomb/1/index.json"))
+        XCTAssertEqual(try sh("ls '\(mnt)/rootfs/test'").1.split(separator: "\n").sorted(), ["bomb", "busybox"])
+
+        var st = stat()
+        XCTAssertEqual(stat("\(mnt)/rootfs/test/bomb/1/zeros", &st), -1)
+        XCTAssertEqual(errno, EIO)
+        let again = Date()
+        XCTAssertEqual(stat("\(mnt)/rootfs/test/bomb/1", &st), -1)
+        XCTAssertEqual(errno, EIO)
+        XCTAssertLessThan(Date().timeIntervalSince(again), 0.5, "the failure is remembered, not decompressed again")
+        let log = (try? String(contentsOfFile: dir + "/mount.log", encoding: .utf8)) ?? ""
+        XCTAssertTrue(log.contains("layerDecompression.maxRatio"), "the mount's log says why: \(log)")
+
+        XCTAssertEqual(try runBlobctl(["umount", mnt]).status, 0)
+        _ = try GarbageCollector(store: store).collect()
+        XCTAssertTrue(try StoreChecker(store: store).check().isHealthy)
+    }
 }

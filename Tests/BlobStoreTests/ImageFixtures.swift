@@ -22,6 +22,21 @@ struct ImageFixture {
         return out
     }
 
+    /// A decompression bomb: a tar holding one file of `megabytes` MiB of zeros, piped
+    /// through `compressor` (a shell command, e.g. `gzip -1`), which makes it a few hundred
+    /// KiB. Built in `scratch` with tar, so the zeros never sit in memory.
+    static func zeroFilledLayer(megabytes: Int, compressor: String, scratch: String) throws -> [UInt8] {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/sh")
+        p.arguments = ["-c", "set -e; cd \"$1\"; truncate -s \(megabytes)M zeros; tar -cf - zeros | \(compressor) > zeros.layer; rm zeros",
+                       "sh", scratch]
+        try p.run()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else { throw BlobStoreError(.io, "could not make a \(compressor) layer in \(scratch)") }
+        defer { try? FileManager.default.removeItem(atPath: scratch + "/zeros.layer") }
+        return Array(try XCTUnwrap(FileManager.default.contents(atPath: scratch + "/zeros.layer")))
+    }
+
     init(layers: [[UInt8]], label: String) {
         self.layers = layers
         let diffIDs = layers.map { "\"\($0.sha256)\"" }.joined(separator: ",")

@@ -164,6 +164,101 @@ final class ImageImportTests: XCTestCase {
         try assertImportFails(dir + "/junk.tar", into: store, containing: "tar")
         XCTAssertEqual(try store.totals().blobs, 0)
     }
+
+    // MARK: - Paths stay inside the layout
+
+    /// A directory import resolves every path inside the layout: a docker-save
+    /// manifest.json whose Config climbs out of it, is absolute, or goes through a symlink
+    /// that leaves it, and an OCI layout whose blob (or whose `blobs` folder) is a symlink
+    /// out of it, are refused with an error saying so, and nothing is stored.
+    func testDirectoryImportNeverReadsOutsideTheLayout() throws {
+        let store = try makeStore(self)
+        let dir = try makeTemporaryDirectory(self)
+        let fm = FileManager.default
+        FileManager.default.createFile(atPath: dir + "/secret", contents: Data("root:$6$not-for-you:19000:0:99999:7:::\n".utf8))
+        func legacyLayout(_ name: String, config: String) throws -> String {
+            let layout = dir + "/" + name
+            try fm.createDirectory(atPath: layout + "/sub", withIntermediateDirectories: true)
+            fm.createFile(atPath: layout + "/manifest.json", contents: Data(#"[{"Config":"\#(config)","RepoTags":["evil:1"],"Layers":[]}]"#.utf8))
+            return layout
+        }
+        try assertImportFails(try legacyLayout("dotdot", config: "../secret"), into: store, containing: "escapes the layout root")
+        try assertImportFails(try legacyLayout("deep", config: "sub/../../secret"), into: store, containing: "escapes the layout root")
+        try assertImportFails(try legacyLayout("absolute", config: dir + "/secret"), into: store, containing: "escapes the layout root")
+        let linked = try legacyLayout("linked", config: "config.json")
+        try fm.createSymbolicLink(atPath: linked + "/config.json", withDestinationPath: "../secret")
+        try assertImportFails(linked, into: store, containing: "escapes the layout root")
+        let viaDirectory = try legacyLayout("via-directory", config: "outside/secret")
+        try fm.createSymbolicLink(atPath: viaDirectory + "/outside", withDestinationPath: dir)
+        try assertImportFails(viaDirectory, into: store, containing: "escapes the layout root")
+
+        // OCI layouts: the digest matches (say it leaked earlier), but the bytes live outside.
+        let (a, _) = try twoImagesSharingABase()
+        let layer = a.layers[1].sha256.hex
+        fm.createFile(atPath: dir + "/outside-layer", contents: Data(a.layers[1]))
+        try a.writeLayout(dir + "/oci-absolute", tag: "v1")
+        try fm.removeItem(atPath: dir + "/oci-absolute/blobs/sha256/" + layer)
+        try fm.createSymbolicLink(atPath: dir + "/oci-absolute/blobs/sha256/" + layer, withDestinationPath: dir + "/outside-layer")
+        try assertImportFails(dir + "/oci-absolute", into: store, containing: "escapes the layout root")
+        try a.writeLayout(dir + "/oci-relative", tag: "v1")
+        try fm.removeItem(atPath: dir + "/oci-relative/blobs/sha256/" + layer)
+        try fm.createSymbolicLink(atPath: dir + "/oci-relative/blobs/sha256/" + layer, withDestinationPath: "../../../outside-layer")
+        try assertImportFails(dir + "/oci-relative", into: store, containing: "escapes the layout root")
+        try a.writeLayout(dir + "/real-blobs", tag: "v1")
+        try fm.createDirectory(atPath: dir + "/oci-blobs-link", withIntermediateDirectories: true)
+        try fm.copyItem(atPath: dir + "/real-blobs/index.json", toPath: dir + "/oci-blobs-link/index.json")
+        try fm.createSymbolicLink(atPath: dir + "/oci-blobs-link/blobs", withDestinationPath: dir + "/real-blobs/blobs")
+        try assertImportFails(dir + "/oci-blobs-link", into: store, containing: "escapes the layout root")
+        XCTAssertEqual(try store.totals().blobs, 0)
+    }
+
+    /// Symlinks that stay inside the layout, and `..` that does not climb out of it, are fine.
+    func testSymlinksInsideTheLayoutAreFollowed() throws {
+        let store = try makeStore(self)
+        let dir = try makeTemporaryDirectory(self)
+        let fm = FileManager.default
+        let (a, _) = try twoImagesSharingABase()
+        try a.writeLayout(dir + "/layout", tag: "v1")
+        try fm.createDirectory(atPath: dir + "/layout/pool", withIntermediateDirectories: true)
+        for blob in a.blobs {
+            let hex = blob.sha256.hex
+            try fm.moveItem(atPath: dir + "/layout/blobs/sha256/" + hex, toPath: dir + "/layout/pool/" + hex)
+            try fm.createSymbolicLink(atPath: dir + "/layout/blobs/sha256/" + hex, withDestinationPath: "../../pool/../pool/" + hex)
+        }
+        try fm.moveItem(atPath: dir + "/layout/index.json", toPath: dir + "/layout/pool/index.json")
+        try fm.createSymbolicLink(atPath: dir + "/layout/index.json", withDestinationPath: "pool/index.json")
+        let imported = try ImageImporter(store: store, defaultName: "app").importImages(from: dir + "/layout")
+        XCTAssertEqual(imported.map(\.manifest), [a.manifestDigest])
+        for blob in a.blobs { XCTAssertEqual(try store.readAll(blob.sha256), blob) }
+    }
+
+    /// In a docker-save tarball nothing touches the file system, but a layer link that
+    /// points outside the archive is still an error that says so, not "missing".
+    func testDockerSaveLayerLinksStayInsideTheArchive() throws {
+        let store = try makeStore(self)
+        let dir = try makeTemporaryDirectory(self)
+        let (a, _) = try twoImagesSharingABase()
+        func archive(_ name: String, link: String) throws -> String {
+            var out: [UInt8] = []
+            var writer = TarWriter { out.append(contentsOf: $0) }
+            let first = String(repeating: "0", count: 64), second = String(repeating: "1", count: 64)
+            try writer.writeEntry(TarEntry(path: first + "/layer.tar", kind: .regular, size: UInt64(a.layers[0].count), mtime: 1), content: a.layers[0])
+            try writer.writeEntry(TarEntry(path: second + "/layer.tar", kind: .symlink, mtime: 1, linkTarget: link))
+            let configName = a.config.sha256.hex + ".json"
+            try writer.writeEntry(TarEntry(path: configName, kind: .regular, size: UInt64(a.config.count), mtime: 1), content: a.config)
+            let manifest = Array(#"[{"Config":"\#(configName)","RepoTags":["app:\#(name)"],"Layers":["\#(first)/layer.tar","\#(second)/layer.tar"]}]"#.utf8)
+            try writer.writeEntry(TarEntry(path: "manifest.json", kind: .regular, size: UInt64(manifest.count), mtime: 1), content: manifest)
+            try writer.finish()
+            FileManager.default.createFile(atPath: dir + "/\(name).tar", contents: Data(out))
+            return dir + "/\(name).tar"
+        }
+        let zeros = String(repeating: "0", count: 64)
+        try assertImportFails(try archive("climbs", link: "../../\(zeros)/layer.tar"), into: store, containing: "escapes the archive root")
+        try assertImportFails(try archive("absolute", link: "/\(zeros)/layer.tar"), into: store, containing: "escapes the archive root")
+        // docker save's own form: a repeated layer links to its first copy.
+        let imported = try ImageImporter(store: store, defaultName: "x").importImages(from: try archive("repeated", link: "../\(zeros)/layer.tar"))
+        XCTAssertEqual(try store.manifest(imported[0].manifest).layers.map(\.digest), [a.layers[0].sha256, a.layers[0].sha256])
+    }
 }
 
 func runTar(_ arguments: [String]) throws -> String {

@@ -590,4 +590,65 @@ final class TarTests: XCTestCase {
         process.waitUntilExit()
         return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
     }
+
+    /// Archiving a directory another user can write to: swapping a subdirectory for a
+    /// symlink to an outside directory while the archive is made never puts the outside
+    /// file's bytes into the archive (the archive may fail instead: the tree changed).
+    func testArchiveDirectoryNeverFollowsASwappedInSymlink() throws {
+        let base = try makeTemporaryDirectory(self)
+        let tree = base + "/tree", outside = base + "/outside"
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: tree + "/sub", withIntermediateDirectories: true)
+        try fm.createDirectory(atPath: outside, withIntermediateDirectories: true)
+        fm.createFile(atPath: tree + "/sub/file", contents: Data("INSIDE--INSIDE".utf8)) // as long as the secret
+        fm.createFile(atPath: outside + "/file", contents: Data("SECRET-OUTSIDE".utf8))
+        // Files sorted before `sub`, so reading them widens the window after the listing.
+        for i in 0..<100 { fm.createFile(atPath: tree + "/f\(i)", contents: Data(repeating: 0x61, count: 4096)) }
+        try fm.createSymbolicLink(atPath: base + "/link", withDestinationPath: outside)
+        let swapper = SubdirectorySwapper(base: base)
+        let thread = Thread { swapper.run() }
+        thread.start()
+        var leaked = 0, archived = 0
+        for _ in 0..<300 {
+            var out: [UInt8] = []
+            guard (try? TarWriter.archiveDirectory(tree, to: { out.append(contentsOf: $0) })) != nil else { continue }
+            archived += 1
+            if out.count >= 14, (0...(out.count - 14)).contains(where: { out[$0..<($0 + 14)].elementsEqual("SECRET-OUTSIDE".utf8) }) {
+                leaked += 1
+            }
+        }
+        swapper.stop()
+        while !swapper.finished { usleep(1000) }
+        XCTAssertEqual(leaked, 0, "archives with the outside file's bytes, of \(archived) made")
+    }
+}
+
+/// Turns `base/tree/sub` from a directory into a symlink out of the tree (`base/link`) and
+/// back until stopped; the one not in the tree waits beside it, so the listing sees no
+/// other name come and go.
+final class SubdirectorySwapper: @unchecked Sendable {
+    let base: String
+    private let lock = NSLock()
+    private var stopped = false
+    private var done = false
+
+    init(base: String) { self.base = base }
+
+    func stop() { lock.lock(); stopped = true; lock.unlock() }
+
+    var finished: Bool { lock.lock(); defer { lock.unlock() }; return done }
+
+    func run() {
+        while true {
+            lock.lock(); let halt = stopped; lock.unlock()
+            if halt { break }
+            rename(base + "/tree/sub", base + "/parked")
+            rename(base + "/link", base + "/tree/sub")
+            usleep(300)
+            rename(base + "/tree/sub", base + "/link")
+            rename(base + "/parked", base + "/tree/sub")
+            usleep(300)
+        }
+        lock.lock(); done = true; lock.unlock()
+    }
 }

@@ -264,13 +264,20 @@ extension TarWriter {
     /// from `lstat`; user and group names, xattrs and sockets are left out. A file reached
     /// by several names in the tree (same device and inode) is stored once, under its first
     /// path, and the others become hard links to it. Names that are not UTF-8 are an error.
+    ///
+    /// The tree may belong to someone else, who may change it meanwhile: everything is
+    /// opened through a `ConfinedDirectory` that follows no symlink, so a directory swapped
+    /// for a symlink to elsewhere is an error ("changed while being archived"), never a read
+    /// outside the tree, and each file opened must be the one listed.
     public static func archiveDirectory(_ path: String, to sink: (UnsafeRawBufferPointer) throws -> Void) throws {
         var rootStat = stat()
         guard lstat(path, &rootStat) == 0 else { throw BlobStoreError.io("stat", path: path) }
         guard rootStat.st_mode & S_IFMT == S_IFDIR else {
             throw BlobStoreError(.invalidArgument, "cannot archive \(path): not a directory")
         }
-        var found = try TreeWalk.list(root: path)
+        let root = try ConfinedDirectory(path, role: "directory being archived")
+        guard TreeWalk.isSameFile(try root.status(), rootStat) else { throw TreeWalk.changed(path) }
+        var found = try TreeWalk.list(root)
         found.sort { $0.archivePath.lexicographicallyPrecedes($1.archivePath) }
 
         try withoutActuallyEscaping(sink) { sink in
@@ -295,16 +302,19 @@ extension TarWriter {
                 switch type {
                 case S_IFREG:
                     entry.size = UInt64(st.st_size)
-                    let fd = open(file.fullPath, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
-                    guard fd >= 0 else { throw BlobStoreError.io("open", path: file.fullPath) }
-                    defer { close(fd) }
-                    try writer.writeEntry(entry, contentOf: fd)
+                    // O_NONBLOCK: should a FIFO have taken the file's place, the open must
+                    // not wait for a writer before the check below refuses it.
+                    let handle = try root.open(file.relative, flags: O_RDONLY | O_NONBLOCK, symlinks: .refuse)
+                    var now = stat()
+                    guard fstat(handle.fd, &now) == 0 else { throw BlobStoreError.io("fstat", path: file.fullPath) }
+                    guard TreeWalk.isSameFile(now, st) else { throw TreeWalk.changed(file.fullPath) }
+                    try writer.writeEntry(entry, contentOf: handle.fd)
                 case S_IFDIR:
                     entry.kind = .directory
                     try writer.writeEntry(entry)
                 case S_IFLNK:
                     entry.kind = .symlink
-                    entry.linkTarget = try TreeWalk.readLink(file.fullPath, size: Int(st.st_size))
+                    entry.linkTarget = try TreeWalk.readLink(file, in: root)
                     try writer.writeEntry(entry)
                 case S_IFIFO:
                     entry.kind = .fifo
@@ -335,15 +345,28 @@ enum TreeWalk {
     struct Found {
         /// The path inside the tree as archived: relative, directories with a trailing `/`.
         var archivePath: [UInt8]
+        /// The path below the root, as `ConfinedDirectory` opens it.
+        var relative: String
+        /// For messages.
         var fullPath: String
         var stat: Glibc.stat
     }
 
-    static func list(root: String) throws -> [Found] {
+    /// Every entry below `root`, with its `lstat`. Each directory is opened from the root
+    /// with no symlink followed and its entries stat'ed relative to that descriptor, so what
+    /// is listed is inside the tree whatever changes meanwhile.
+    static func list(_ root: ConfinedDirectory) throws -> [Found] {
         var found: [Found] = []
-        var pending: [(full: String, relative: String)] = [(root, "")]
-        while let (dirFull, dirRelative) = pending.popLast() {
-            guard let dir = opendir(dirFull) else { throw BlobStoreError.io("open directory", path: dirFull) }
+        var pending = [""]
+        while let dirRelative = pending.popLast() {
+            let dirFull = dirRelative.isEmpty ? root.path : root.path + "/" + dirRelative
+            let handle = try root.open(dirRelative, flags: O_RDONLY | O_DIRECTORY, symlinks: .refuse)
+            let listing = dup(handle.fd) // fdopendir owns it; `handle` stays for fstatat
+            guard listing >= 0 else { throw BlobStoreError.io("dup", path: dirFull) }
+            guard let dir = fdopendir(listing) else {
+                close(listing)
+                throw BlobStoreError.io("open directory", path: dirFull)
+            }
             defer { closedir(dir) }
             while true {
                 errno = 0
@@ -358,29 +381,35 @@ enum TreeWalk {
                     throw BlobStoreError(.invalidArgument, "cannot archive \(full): the name is not UTF-8")
                 }
                 var st = Glibc.stat()
-                guard lstat(full, &st) == 0 else { throw BlobStoreError.io("stat", path: full) }
+                guard fstatat(handle.fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 else { throw BlobStoreError.io("stat", path: full) }
                 let relative = dirRelative.isEmpty ? name : dirRelative + "/" + name
                 let isDirectory = st.st_mode & S_IFMT == S_IFDIR
-                found.append(Found(archivePath: Array((isDirectory ? relative + "/" : relative).utf8), fullPath: full, stat: st))
-                if isDirectory { pending.append((full, relative)) }
+                found.append(Found(archivePath: Array((isDirectory ? relative + "/" : relative).utf8), relative: relative, fullPath: full, stat: st))
+                if isDirectory { pending.append(relative) }
             }
         }
         return found
     }
 
-    static func readLink(_ path: String, size: Int) throws -> String {
-        var capacity = max(size + 1, 256)
-        while true {
-            var bytes = [UInt8](repeating: 0, count: capacity)
-            let n = bytes.withUnsafeMutableBytes { readlink(path, $0.baseAddress!.assumingMemoryBound(to: CChar.self), capacity) }
-            guard n >= 0 else { throw BlobStoreError.io("readlink", path: path) }
-            if n < capacity {
-                guard let target = String(validating: bytes[..<n], as: UTF8.self) else {
-                    throw BlobStoreError(.invalidArgument, "cannot archive \(path): the symlink target is not UTF-8")
-                }
-                return target
-            }
-            capacity *= 2
+    /// The target of a listed symlink, read from its directory opened inside the tree.
+    static func readLink(_ file: Found, in root: ConfinedDirectory) throws -> String {
+        let slash = file.relative.lastIndex(of: "/")
+        let parent = slash.map { String(file.relative[..<$0]) } ?? ""
+        let name = slash.map { String(file.relative[file.relative.index(after: $0)...]) } ?? file.relative
+        let dir = try root.open(parent, flags: O_RDONLY | O_DIRECTORY, symlinks: .refuse)
+        guard let bytes = ConfinedDirectory.readLink(dir.fd, name) else { throw changed(file.fullPath) }
+        guard let target = String(validating: bytes, as: UTF8.self) else {
+            throw BlobStoreError(.invalidArgument, "cannot archive \(file.fullPath): the symlink target is not UTF-8")
         }
+        return target
     }
+
+    static func isSameFile(_ a: Glibc.stat, _ b: Glibc.stat) -> Bool {
+        a.st_dev == b.st_dev && a.st_ino == b.st_ino && a.st_mode & S_IFMT == b.st_mode & S_IFMT
+    }
+
+    static func changed(_ path: String) -> BlobStoreError {
+        BlobStoreError(.invalidArgument, "cannot archive \(path): it changed while being archived")
+    }
+
 }

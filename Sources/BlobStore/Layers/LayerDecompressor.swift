@@ -16,12 +16,23 @@ enum LayerCompression {
         return .none
     }
 
-    /// Decompresses blob `digest` into `session`.
-    func decompress(_ store: Store, _ digest: Digest, into session: IngestSession) throws {
+    /// Decompresses blob `digest` into `session`, throwing `limitExceeded` (with nothing past
+    /// the limit appended) once the output passes `limits`.
+    func decompress(_ store: Store, _ digest: Digest, into session: IngestSession, limits: DecompressionLimits) throws {
         let source = try BlobByteSource(store: store, digest: digest)
         let input = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
         let output = UnsafeMutableRawBufferPointer.allocate(byteCount: 4 << 20, alignment: 16)
         defer { input.deallocate(); output.deallocate() }
+        let configPath = store.root + "/config.json"
+        var produced: UInt64 = 0
+        // Each piece of output is at most `output.count` bytes, so the work done past a
+        // limit before it is noticed is bounded too (zstd's default window limit, 128 MiB,
+        // bounds its memory whatever a frame asks for).
+        func emit(_ count: Int) throws {
+            produced += UInt64(count)
+            try limits.check(produced: produced, compressedSize: source.size, layer: digest, configPath: configPath)
+            try session.append(UnsafeRawBufferPointer(rebasing: output[..<count]))
+        }
         switch self {
         case .none:
             while true {
@@ -52,8 +63,8 @@ enum LayerCompression {
                 guard rc == Z_OK || rc == Z_STREAM_END || rc == Z_BUF_ERROR else {
                     throw BlobStoreError(.corrupt, "layer \(digest): gzip data is damaged (zlib error \(rc))")
                 }
-                let produced = output.count - Int(stream.avail_out)
-                if produced > 0 { try session.append(UnsafeRawBufferPointer(rebasing: output[..<produced])) }
+                let count = output.count - Int(stream.avail_out)
+                if count > 0 { try emit(count) }
                 if rc == Z_STREAM_END { ended = true }
             }
             guard ended else { throw BlobStoreError(.corrupt, "layer \(digest): gzip stream is truncated") }
@@ -68,7 +79,7 @@ enum LayerCompression {
                     var outBuf = ZSTD_outBuffer(dst: output.baseAddress, size: output.count, pos: 0)
                     let rc = ZSTD_decompressStream(ctx, &outBuf, &inBuf)
                     if ZSTD_isError(rc) != 0 { throw BlobStoreError(.corrupt, "layer \(digest): zstd data is damaged") }
-                    if outBuf.pos > 0 { try session.append(UnsafeRawBufferPointer(rebasing: output[..<outBuf.pos])) }
+                    if outBuf.pos > 0 { try emit(outBuf.pos) }
                 }
             }
         }

@@ -6,6 +6,8 @@ extension Store {
     /// holds a counted reference on it, so both go together when the layer is collected.
     /// The cost is the plain tar's new chunks (usually few: the same files exist in other
     /// layers or images); the gain is random access into files without decompressing.
+    /// A layer that decompresses past the store's `layerDecompression` limits is refused
+    /// (`limitExceeded`): its ingest is aborted, so nothing of it is kept or indexed.
     public func layerIndex(_ layer: Digest) throws -> LayerIndex {
         if let cached = try index.read({ txn -> LayerIndex? in
             guard let raw = try txn.get("layers", layer.key) else { return nil }
@@ -19,7 +21,7 @@ extension Store {
             if compression != .none {
                 let session = try beginIngest()
                 do {
-                    try compression.decompress(self, layer, into: session)
+                    try compression.decompress(self, layer, into: session, limits: config.layerDecompression)
                     tar = try session.commit(mediaType: MediaType.ociLayer, pin: false).digest
                 } catch {
                     try? session.abort()

@@ -41,7 +41,7 @@ public struct ImageImporter {
             return try store.withLease("image import \(path)") { _ in
                 var source: Source
                 if (st.st_mode & S_IFMT) == S_IFDIR {
-                    source = DirectorySource(root: path)
+                    source = DirectorySource(root: try ConfinedDirectory(path, role: "layout root"))
                 } else {
                     source = try ArchiveSource.read(path, into: store, added: &added)
                 }
@@ -64,20 +64,39 @@ public struct ImageImporter {
         func legacyBlob(_ path: String) -> (digest: Digest, size: UInt64)?
     }
 
+    /// A layout directory. Every path — fixed names, blobs by digest, and whatever a
+    /// docker-save `manifest.json` names — is opened inside the layout root (see
+    /// `ConfinedDirectory`): one that climbs out with `..`, is absolute, or goes through a
+    /// symlink leading outside is an error, so an import never reads a file the layout does
+    /// not hold. (A digest's hex is validated when it is parsed, so `blobs/sha256/<hex>`
+    /// cannot name anything else.)
     struct DirectorySource: Source {
-        let root: String
+        let root: ConfinedDirectory
 
         func metadata(_ name: String) throws -> [UInt8]? {
-            try readSmallFile(root + "/" + name)
+            guard let file = try openRegularFile(name) else { return nil }
+            return try readSmallFile(file)
         }
 
         mutating func ensureBlob(_ d: Descriptor, store: Store, added: inout [Digest]) throws {
-            let path = root + "/blobs/sha256/" + d.digest.hex
-            guard access(path, F_OK) == 0 else {
-                throw BlobStoreError(.notFound, "blob \(d.digest) is missing from the layout (no \(path))")
+            let relative = "blobs/sha256/" + d.digest.hex
+            guard let file = try openRegularFile(relative) else {
+                throw BlobStoreError(.notFound, "blob \(d.digest) is missing from the layout (no \(root.path)/\(relative))")
             }
-            let r = try store.ingest(file: path, expected: d.digest, expectedSize: d.size, mediaType: d.mediaType)
+            let r = try store.ingest(handle: file, expected: d.digest, expectedSize: d.size, mediaType: d.mediaType)
             if !r.alreadyPresent { added.append(r.digest) }
+        }
+
+        /// nil when absent; an error when it is not a regular file (a FIFO would block the
+        /// import, a device would stream forever).
+        private func openRegularFile(_ relative: String) throws -> FileHandle? {
+            guard let file = try root.openIfPresent(relative, flags: O_RDONLY | O_NONBLOCK) else { return nil }
+            var st = stat()
+            guard fstat(file.fd, &st) == 0 else { throw BlobStoreError.io("fstat", path: file.path) }
+            guard (st.st_mode & S_IFMT) == S_IFREG else {
+                throw BlobStoreError(.invalidArgument, "\(file.path) is not a regular file")
+            }
+            return file
         }
 
         func legacyBlob(_ path: String) -> (digest: Digest, size: UInt64)? { nil }
@@ -123,17 +142,36 @@ public struct ImageImporter {
                             source.legacy[name] = (r.digest, entry.size)
                         }
                     case .symlink:
-                        // Legacy `docker save` links repeated layers to the first copy.
-                        let base = (name as NSString).deletingLastPathComponent
-                        source.links[name] = ((base as NSString).appendingPathComponent(entry.linkTarget) as NSString).standardizingPath
+                        // Legacy `docker save` links a repeated layer to its first copy
+                        // (`<id>/layer.tar -> ../<first id>/layer.tar`).
+                        source.links[name] = try memberName(linkedBy: name, target: entry.linkTarget, relativeToLink: true)
                     case .hardLink:
-                        source.links[name] = entry.linkTarget
+                        source.links[name] = try memberName(linkedBy: name, target: entry.linkTarget, relativeToLink: false)
                     default:
                         break
                     }
                 }
             }
             return source
+        }
+
+        /// The member a link points at, resolved by name (nothing here touches the file
+        /// system): a symlink's target from the link's folder, a hard link's from the root.
+        /// A target that is absolute or climbs above the root is an error.
+        static func memberName(linkedBy link: String, target: String, relativeToLink: Bool) throws -> String {
+            func escape(_ why: String) -> BlobStoreError {
+                BlobStoreError(.invalidArgument, "link \(String(reflecting: link)) -> \(String(reflecting: target)) escapes the archive root: \(why)")
+            }
+            if target.hasPrefix("/") { throw escape("the target is an absolute path") }
+            var parts = relativeToLink ? link.split(separator: "/").dropLast().map(String.init) : []
+            for component in target.split(separator: "/") where component != "." {
+                if component == ".." {
+                    guard parts.popLast() != nil else { throw escape("it climbs above it with \"..\"") }
+                } else {
+                    parts.append(String(component))
+                }
+            }
+            return parts.joined(separator: "/")
         }
 
         static func blobName(_ name: String) -> Digest? {
@@ -269,7 +307,13 @@ public struct ImageImporter {
             guard let configPath = entry["Config"] as? String, let layerPaths = entry["Layers"] as? [String] else {
                 throw BlobStoreError(.invalidArgument, "manifest.json entry \(i) lacks Config or Layers")
             }
-            guard let configBytes = try source.metadata(configPath) else {
+            let found: [UInt8]?
+            do {
+                found = try source.metadata(configPath)
+            } catch let e as BlobStoreError {
+                throw BlobStoreError(e.code, "config \(configPath) named by manifest.json: \(e.message)", errno: e.errno)
+            }
+            guard let configBytes = found else {
                 throw BlobStoreError(.notFound, "config \(configPath) named by manifest.json is missing from the archive")
             }
             let config = try store.ingest(bytes: configBytes, mediaType: MediaType.dockerConfig)
@@ -305,12 +349,10 @@ public struct ImageImporter {
     }
 }
 
-func readSmallFile(_ path: String) throws -> [UInt8]? {
-    guard access(path, F_OK) == 0 else { return nil }
-    let file = try FileHandle(path: path, flags: O_RDONLY)
+func readSmallFile(_ file: FileHandle) throws -> [UInt8] {
     let size = try file.size()
     guard size <= UInt64(ImageImporter.maxMetadataSize) else {
-        throw BlobStoreError(.invalidArgument, "\(path) is too large (\(size) bytes)")
+        throw BlobStoreError(.invalidArgument, "\(file.path) is too large (\(size) bytes)")
     }
     var bytes = [UInt8](repeating: 0, count: Int(size))
     let n = try bytes.withUnsafeMutableBytes { try file.read(into: $0, at: 0) }

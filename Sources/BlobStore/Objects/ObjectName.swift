@@ -37,7 +37,11 @@ extension Store {
 
     /// Ingests a file as an unpinned blob (the caller references it afterwards).
     public func ingest(file path: String, expected: Digest? = nil, expectedSize: UInt64? = nil, mediaType: String? = nil) throws -> IngestResult {
-        let file = try FileHandle(path: path, flags: O_RDONLY)
+        try ingest(handle: FileHandle(path: path, flags: O_RDONLY), expected: expected, expectedSize: expectedSize, mediaType: mediaType)
+    }
+
+    /// Ingests an open file from its current position as an unpinned blob.
+    func ingest(handle file: FileHandle, expected: Digest? = nil, expectedSize: UInt64? = nil, mediaType: String? = nil) throws -> IngestResult {
         let session = try beginIngest()
         do {
             try withExtendedLifetime(file) { try session.append(contentsOf: file.fd) }

@@ -24,6 +24,9 @@ public struct BlobStoreError: Error, CustomStringConvertible, Sendable {
         case index
         /// A zstd call failed.
         case compression
+        /// Input passed a configured limit (a decompression bomb, say); the message names the
+        /// limit and where to raise it.
+        case limitExceeded
     }
 
     public var code: Code

@@ -11,16 +11,31 @@ public struct StoreConfig: Codable, Sendable, Equatable {
     public var compressionLevel: Int
     /// A pack is sealed and a new one started past this size.
     public var packSizeLimit: UInt64
+    /// How far a compressed layer may expand when it is indexed (absent in older stores'
+    /// config files: the defaults apply).
+    public var layerDecompression: DecompressionLimits
     public var createdAt: Date
 
     public static let defaultPackSizeLimit: UInt64 = 256 << 20
 
-    public init(chunking: ChunkingParameters = .default, compressionLevel: Int = 3, packSizeLimit: UInt64 = StoreConfig.defaultPackSizeLimit) {
+    public init(chunking: ChunkingParameters = .default, compressionLevel: Int = 3, packSizeLimit: UInt64 = StoreConfig.defaultPackSizeLimit,
+                layerDecompression: DecompressionLimits = .default) {
         formatVersion = StoreConfig.currentFormatVersion
         self.chunking = chunking
         self.compressionLevel = compressionLevel
         self.packSizeLimit = packSizeLimit
+        self.layerDecompression = layerDecompression
         createdAt = Date()
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        formatVersion = try c.decode(Int.self, forKey: .formatVersion)
+        chunking = try c.decode(ChunkingParameters.self, forKey: .chunking)
+        compressionLevel = try c.decode(Int.self, forKey: .compressionLevel)
+        packSizeLimit = try c.decode(UInt64.self, forKey: .packSizeLimit)
+        layerDecompression = try c.decodeIfPresent(DecompressionLimits.self, forKey: .layerDecompression) ?? .default
+        createdAt = try c.decode(Date.self, forKey: .createdAt)
     }
 
     public func validate() throws {

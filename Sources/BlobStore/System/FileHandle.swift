@@ -15,6 +15,12 @@ final class FileHandle: @unchecked Sendable {
         self.path = path
     }
 
+    /// Takes ownership of an open descriptor.
+    init(adopting fd: Int32, path: String) {
+        self.fd = fd
+        self.path = path
+    }
+
     deinit { Glibc.close(fd) }
 
     /// Reads exactly `buffer.count` bytes at `offset`; returns fewer only at end of file.

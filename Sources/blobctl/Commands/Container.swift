@@ -34,8 +34,7 @@ struct Container: ParsableCommand {
             let s = try store.open()
             _ = try s.container(name)
             let result = try s.withLease("container commit \(name)") { _ -> IngestResult in
-                try TarValidation.check(file: diff)
-                let r = try s.ingest(file: diff, mediaType: MediaType.ociLayer)
+                let r = try TarValidation.ingest(file: diff, into: s, mediaType: MediaType.ociLayer)
                 try s.setContainerDiff(name, r.digest)
                 return r
             }

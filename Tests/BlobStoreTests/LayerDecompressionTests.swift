@@ -1,0 +1,72 @@
+import BlobStore
+import Foundation
+import GC
+import XCTest
+
+/// Decompression bombs: a compressed layer that inflates far beyond its size is refused
+/// when it is indexed, after bounded work, with an error that names the layer, the limit
+/// and where to raise it — and the failed indexing leaves nothing behind.
+final class LayerDecompressionTests: XCTestCase {
+    /// 512 MiB of zeros compress to well under 1 MiB with gzip or zstd: past the default
+    /// ratio limit (100:1 once more than 64 MiB came out).
+    func testGzipAndZstdBombsAreRefusedAndLeaveNothing() throws {
+        for compressor in ["gzip -1", "zstd -q -3"] {
+            let store = try makeStore(self)
+            let dir = try makeTemporaryDirectory(self)
+            let bomb = try ImageFixture.zeroFilledLayer(megabytes: 512, compressor: compressor, scratch: dir)
+            XCTAssertLessThan(bomb.count, 4 << 20, compressor)
+            try ImageFixture(layers: [bomb], label: "bomb").writeLayout(dir + "/layout", tag: "1")
+            _ = try ImageImporter(store: store, defaultName: "bomb").importImages(from: dir + "/layout")
+            let before = try StoreSnapshot(store)
+
+            XCTAssertThrowsError(try store.layerIndex(bomb.sha256), compressor) { error in
+                let message = "\(error)"
+                for part in [bomb.sha256.description, "layerDecompression.maxRatio", store.root + "/config.json"] {
+                    XCTAssertTrue(message.contains(part), "\(compressor): error \"\(message)\" should mention \(part)")
+                }
+            }
+            // Nothing was indexed or kept: no plain-tar blob, no lease, a healthy store.
+            XCTAssertEqual(try store.list().map(\.digest), before.blobs, compressor)
+            XCTAssertTrue(try store.leases().isEmpty, compressor)
+            _ = try GarbageCollector(store: store).collect()
+            XCTAssertEqual(try StoreSnapshot(store), before, compressor)
+            XCTAssertTrue(try StoreChecker(store: store).check().isHealthy, compressor)
+            try assertCountsConsistent(store)
+            // Refused again the next time: no half-built index was kept.
+            XCTAssertThrowsError(try store.layerIndex(bomb.sha256), compressor)
+        }
+    }
+
+    /// The limits are the store's, from config.json: a lower cap refuses a layer the defaults
+    /// accept, naming that knob; a config.json written before the knob existed opens with the
+    /// defaults, under which a small layer of zeros (1000:1, but below the 64 MiB floor) is fine.
+    func testLimitsComeFromTheStoreConfig() throws {
+        var config = StoreConfig()
+        config.layerDecompression = DecompressionLimits(maxBytes: 8 << 20, maxRatio: 0, ratioFloorBytes: 0)
+        let store = try makeStore(self, config: config)
+        let dir = try makeTemporaryDirectory(self)
+        let layer = try ImageFixture.zeroFilledLayer(megabytes: 16, compressor: "gzip -1", scratch: dir)
+        try ImageFixture(layers: [layer], label: "zeros").writeLayout(dir + "/layout", tag: "1")
+        _ = try ImageImporter(store: store, defaultName: "zeros").importImages(from: dir + "/layout")
+        let before = try store.list().map(\.digest)
+        XCTAssertThrowsError(try store.layerIndex(layer.sha256)) { error in
+            XCTAssertEqual((error as? BlobStoreError)?.code, .limitExceeded)
+            XCTAssertTrue("\(error)".contains("more than 8 MiB"), "\(error)")
+            XCTAssertTrue("\(error)".contains("layerDecompression.maxBytes in \(store.root)/config.json"), "\(error)")
+        }
+        XCTAssertEqual(try store.list().map(\.digest), before)
+        XCTAssertTrue(try store.leases().isEmpty)
+
+        // The store's config.json as an older blobctl wrote it: no layerDecompression.
+        let path = store.root + "/config.json"
+        var json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])
+        XCTAssertNotNil(json["layerDecompression"], "new stores write the limits out, where they can be edited")
+        json["layerDecompression"] = nil
+        try JSONSerialization.data(withJSONObject: json).write(to: URL(fileURLWithPath: path))
+        let reopened = try Store.open(at: store.root)
+        XCTAssertEqual(reopened.config.layerDecompression, .default)
+        let index = try reopened.layerIndex(layer.sha256)
+        XCTAssertEqual(index.entries.map(\.path), ["zeros"])
+        XCTAssertEqual(index.entries.first?.size, 16 << 20)
+    }
+}
