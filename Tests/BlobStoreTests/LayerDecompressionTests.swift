@@ -69,4 +69,49 @@ final class LayerDecompressionTests: XCTestCase {
         XCTAssertEqual(index.entries.map(\.path), ["zeros"])
         XCTAssertEqual(index.entries.first?.size, 16 << 20)
     }
+
+    /// Concatenated gzip members and zstd frames (what parallel compressors write) put the
+    /// decompressor's output boundaries anywhere: the plain tar must still come out byte for
+    /// byte, whatever is pending when the input runs out.
+    func testMultiMemberLayersDecompressExactly() throws {
+        var random = TestRandom(seed: 41)
+        let tar = try ImageFixture.layer([("data.bin", random.bytes(9 << 20)), ("small", random.bytes(3000))])
+        for split in [100 * 1024 + 7, 1 << 20, 4 << 20, (4 << 20) - 512] {
+            for (compressor, name) in [("gzip -1 -c", "gzip"), ("zstd -q -c", "zstd")] {
+                let store = try makeStore(self)
+                let dir = try makeTemporaryDirectory(self)
+                try Data(tar[..<split]).write(to: URL(fileURLWithPath: dir + "/a"))
+                try Data(tar[split...]).write(to: URL(fileURLWithPath: dir + "/b"))
+                let made = try runTool("/bin/sh", ["-c", "set -e; \(compressor) a > layer; \(compressor) b >> layer"], directory: dir)
+                XCTAssertEqual(made.status, 0, made.stderr)
+                let layer = Array(try XCTUnwrap(FileManager.default.contents(atPath: dir + "/layer")))
+                try ImageFixture(layers: [layer], label: "members").writeLayout(dir + "/layout", tag: "1")
+                _ = try ImageImporter(store: store, defaultName: "members").importImages(from: dir + "/layout")
+                let index = try store.layerIndex(layer.sha256)
+                XCTAssertEqual(index.tar, tar.sha256, "\(name), split at \(split): the plain tar differs")
+                XCTAssertEqual(index.entries.map(\.path), ["data.bin", "small"], "\(name), split at \(split)")
+            }
+        }
+    }
+
+    /// A layer cut short, even by just its trailing checksum, is refused as truncated:
+    /// never indexed as if it were whole.
+    func testTruncatedLayersAreRefused() throws {
+        var random = TestRandom(seed: 42)
+        let tar = try ImageFixture.layer([("data.bin", random.bytes(300_000))])
+        for (compressor, name) in [("gzip -1 -c", "gzip"), ("zstd -q -c", "zstd")] {
+            let store = try makeStore(self)
+            let dir = try makeTemporaryDirectory(self)
+            try Data(tar).write(to: URL(fileURLWithPath: dir + "/a"))
+            let made = try runTool("/bin/sh", ["-c", "\(compressor) a > layer"], directory: dir)
+            XCTAssertEqual(made.status, 0, made.stderr)
+            let whole = Array(try XCTUnwrap(FileManager.default.contents(atPath: dir + "/layer")))
+            let cut = Array(whole.dropLast(4)) // gzip's length field, zstd's checksum
+            try ImageFixture(layers: [cut], label: "cut").writeLayout(dir + "/layout", tag: "1")
+            _ = try ImageImporter(store: store, defaultName: "cut").importImages(from: dir + "/layout")
+            XCTAssertThrowsError(try store.layerIndex(cut.sha256), name) { error in
+                XCTAssertTrue("\(error)".contains("truncated"), "\(name): \(error)")
+            }
+        }
+    }
 }

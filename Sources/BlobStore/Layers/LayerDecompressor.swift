@@ -45,8 +45,9 @@ enum LayerCompression {
             guard blobstore_inflate_init_gzip(&stream) == Z_OK else { throw BlobStoreError(.compression, "zlib init failed") }
             defer { inflateEnd(&stream) }
             var ended = false // the last member's end was seen
+            var outputFilled = false // the last call filled the output: zlib may hold more
             while true {
-                if stream.avail_in == 0 {
+                if stream.avail_in == 0 && !outputFilled {
                     let n = try source.read(into: input)
                     if n == 0 { break }
                     stream.next_in = input.baseAddress!.assumingMemoryBound(to: Bytef.self)
@@ -65,23 +66,34 @@ enum LayerCompression {
                 }
                 let count = output.count - Int(stream.avail_out)
                 if count > 0 { try emit(count) }
+                // A member's end comes with all its output written; otherwise a full output
+                // may mean zlib holds more.
+                outputFilled = stream.avail_out == 0 && rc != Z_STREAM_END
                 if rc == Z_STREAM_END { ended = true }
+                // No input left and nothing held back: a read (possibly of nothing) is next.
+                if rc == Z_BUF_ERROR && stream.avail_in == 0 { outputFilled = false }
             }
             guard ended else { throw BlobStoreError(.corrupt, "layer \(digest): gzip stream is truncated") }
         case .zstd:
             guard let ctx = ZSTD_createDStream() else { throw BlobStoreError(.compression, "zstd init failed") }
             defer { ZSTD_freeDStream(ctx) }
+            var frameOpen = false // inside a frame: its end (and checksum) not yet seen
             while true {
                 let n = try source.read(into: input)
-                if n == 0 { return }
+                if n == 0 { break }
                 var inBuf = ZSTD_inBuffer(src: input.baseAddress, size: n, pos: 0)
-                while inBuf.pos < inBuf.size {
+                while true {
                     var outBuf = ZSTD_outBuffer(dst: output.baseAddress, size: output.count, pos: 0)
                     let rc = ZSTD_decompressStream(ctx, &outBuf, &inBuf)
                     if ZSTD_isError(rc) != 0 { throw BlobStoreError(.corrupt, "layer \(digest): zstd data is damaged") }
                     if outBuf.pos > 0 { try emit(outBuf.pos) }
+                    frameOpen = rc != 0
+                    // A full output means zstd may hold more of what it already read: call
+                    // again before reading on, or the tail of the input's last block is lost.
+                    if inBuf.pos == inBuf.size && outBuf.pos < outBuf.size { break }
                 }
             }
+            guard !frameOpen else { throw BlobStoreError(.corrupt, "layer \(digest): zstd stream is truncated") }
         }
     }
 }
