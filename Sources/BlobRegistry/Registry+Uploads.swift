@@ -40,12 +40,18 @@ extension Registry {
         try checkSize(request, after: 0)
         // Each open session keeps an index row and holds its bytes until it ends or expires.
         let cap = configuration.maxUploadSessions
-        if try await blocking({ try store.openIngests(prefix: Registry.reference(""), upTo: cap) }) >= cap {
-            throw RegistryError.busy(.tooManyRequests, "\(cap) uploads are open; finish or cancel some, or retry later", retryAfter: 30, reason: "uploads")
-        }
         let id = UUID().uuidString.lowercased()
         let lease = configuration.uploadLeaseSeconds
-        let session = try await blocking { try store.beginIngest(reference: Registry.reference(id), leaseDuration: lease) }
+        let session: IngestSession
+        do {
+            session = try await Blocking.run {
+                try store.beginIngest(reference: Registry.reference(id), leaseDuration: lease, openLimit: (Registry.reference(""), cap))
+            }
+        } catch let e as BlobStoreError where e.code == .limitExceeded {
+            throw RegistryError.busy(.tooManyRequests, "\(cap) uploads are open; finish or cancel some, or retry later", retryAfter: 30, reason: "uploads")
+        } catch let e as BlobStoreError {
+            throw RegistryError.from(e)
+        }
         if let digest {
             // Monolithic upload: the whole blob in this request.
             try await receive(request.body, into: session, abortOnError: true)

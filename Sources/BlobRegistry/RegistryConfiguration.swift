@@ -11,7 +11,8 @@ import Foundation
 ///                 "credentialCacheSeconds": 60, "failuresPerMinute": 10 },
 ///       "limits": { "maxManifestBytes": 4194304, "maxBlobBytes": 68719476736, "chunkCacheBytes": 134217728,
 ///                   "maxUploadSessions": 256, "maxConcurrentRequests": 256, "maxConcurrentWrites": 16,
-///                   "writeWaitSeconds": 30, "maxConnections": 1024, "idleTimeoutSeconds": 60,
+///                   "writeWaitSeconds": 30, "maxConnections": 1024, "maxConnectionsPerClient": 64,
+///                   "requestHeadTimeoutSeconds": 10, "idleTimeoutSeconds": 60,
 ///                   "blockingThreads": 16 },
 ///       "gc": { "intervalSeconds": 60, "uploadLeaseSeconds": 3600 },
 ///       "logLevel": "info"
@@ -55,8 +56,12 @@ public struct RegistryConfiguration: Codable, Sendable {
         /// buffers; others wait up to `writeWaitSeconds` for a turn, then get 503 (default 16).
         public var maxConcurrentWrites: Int?
         public var writeWaitSeconds: Double?
-        /// Open connections; one beyond is answered 503 and closed (default 1024).
+        /// Open connections, in total and from one client address; one beyond is closed at
+        /// once (defaults 1024 and 64).
         public var maxConnections: Int?
+        public var maxConnectionsPerClient: Int?
+        /// A new connection must send its first request head within this (default 10).
+        public var requestHeadTimeoutSeconds: Double?
         /// A connection with no request in progress and nothing read for this long is
         /// closed (default 60).
         public var idleTimeoutSeconds: Double?
@@ -102,6 +107,8 @@ public struct RegistryConfiguration: Codable, Sendable {
     var maxConcurrentWrites: Int { limits?.maxConcurrentWrites ?? 16 }
     var writeWaitSeconds: Double { limits?.writeWaitSeconds ?? 30 }
     var maxConnections: Int { limits?.maxConnections ?? 1024 }
+    var maxConnectionsPerClient: Int { limits?.maxConnectionsPerClient ?? 64 }
+    var requestHeadTimeoutSeconds: Double { limits?.requestHeadTimeoutSeconds ?? 10 }
     var idleTimeoutSeconds: Double { limits?.idleTimeoutSeconds ?? 60 }
     var blockingThreads: Int { limits?.blockingThreads ?? 16 }
     var credentialCacheSeconds: Double { auth?.credentialCacheSeconds ?? 60 }

@@ -6,6 +6,7 @@ import HummingbirdCore
 import HummingbirdTLS
 import Logging
 import Metrics
+import NIOCore
 import NIOSSL
 import Prometheus
 import ServiceLifecycle
@@ -70,9 +71,10 @@ public struct RegistryServer {
         }
 
         let (host, port) = try configuration.hostAndPort()
-        let connections = AdmissionGate(limit: configuration.maxConnections)
+        let connections = ConnectionTable(limit: configuration.maxConnections, perClient: configuration.maxConnectionsPerClient)
+        let headTimeout = TimeAmount.nanoseconds(Int64(configuration.requestHeadTimeoutSeconds * 1e9))
         let http = HTTP1Channel.Configuration(
-            additionalChannelHandlers: [ConnectionLimiter(gate: connections)],
+            additionalChannelHandlers: [ConnectionLimiter(table: connections, headTimeout: headTimeout)],
             idleTimeout: .nanoseconds(Int64(configuration.idleTimeoutSeconds * 1e9)))
         let server: HTTPServerBuilder
         if let tls = configuration.tls {

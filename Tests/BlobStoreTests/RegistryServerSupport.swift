@@ -347,7 +347,9 @@ func jsonBytes(_ object: Any) throws -> [UInt8] {
 final class RawConnection {
     let fd: Int32
 
-    init(port: Int, timeout: Int = 10) throws {
+    /// `from`: the local address to connect from (any of 127.0.0.0/8 is this host), so a
+    /// test can be two clients.
+    init(port: Int, timeout: Int = 10, from source: String? = nil) throws {
         #if canImport(Glibc)
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         #else
@@ -356,6 +358,15 @@ final class RawConnection {
         guard fd >= 0 else { throw RegistryTestError("socket: errno \(errno)") }
         var tv = timeval(tv_sec: timeout, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        if let source {
+            var local = sockaddr_in()
+            local.sin_family = sa_family_t(AF_INET)
+            local.sin_addr.s_addr = inet_addr(source)
+            let bound = withUnsafePointer(to: &local) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            guard bound == 0 else { close(fd); throw RegistryTestError("bind to \(source): errno \(errno)") }
+        }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)

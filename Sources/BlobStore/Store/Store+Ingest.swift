@@ -5,8 +5,12 @@ import Glibc
 extension Store {
     /// Starts an ingest. With a `reference` the session can be checkpointed and resumed
     /// (its lease lasts `leaseDuration` seconds, across processes); without one it is a
-    /// one-shot put whose lease ends with this process.
-    public func beginIngest(reference: String? = nil, leaseDuration: UInt64 = 24 * 3600) throws -> IngestSession {
+    /// one-shot put whose lease ends with this process. With `openLimit`, it fails with
+    /// `limitExceeded` when that many resumable ingests whose references start with the
+    /// same prefix are already open (counted in the transaction that adds this one, so
+    /// concurrent callers cannot overshoot).
+    public func beginIngest(reference: String? = nil, leaseDuration: UInt64 = 24 * 3600,
+                            openLimit: (prefix: String, count: Int)? = nil) throws -> IngestSession {
         if let reference {
             guard !reference.isEmpty, reference.utf8.count <= 256 else {
                 throw BlobStoreError(.invalidArgument, "ingest reference must be 1 to 256 bytes")
@@ -15,6 +19,9 @@ extension Store {
         let lease = try index.write { txn throws -> Lease in
             if let reference, try txn.get("ingests", Array(reference.utf8)) != nil {
                 throw BlobStoreError(.alreadyExists, "an ingest named \(reference) is already in progress")
+            }
+            if let openLimit, try Store.countIngests(txn, prefix: openLimit.prefix, upTo: openLimit.count) >= openLimit.count {
+                throw BlobStoreError(.limitExceeded, "\(openLimit.count) ingests named \(openLimit.prefix)… are already open")
             }
             let lease = try self.takeLease(txn, duration: leaseDuration, processBound: reference == nil,
                                             purpose: reference.map { "ingest \($0)" } ?? "put")
@@ -30,16 +37,18 @@ extension Store {
     /// How many resumable ingests whose reference starts with `prefix` are open, counted up
     /// to `limit` (the scan stops there: a cap check costs at most `limit` keys).
     public func openIngests(prefix: String, upTo limit: Int) throws -> Int {
+        try index.read { txn in try Store.countIngests(txn, prefix: prefix, upTo: limit) }
+    }
+
+    static func countIngests(_ txn: borrowing LMDBTransaction, prefix: String, upTo limit: Int) throws -> Int {
         let start = Array(prefix.utf8)
-        return try index.read { txn in
-            var count = 0
-            try txn.scan("ingests", from: start) { k, _ in
-                guard k.starts(with: start), count < limit else { return false }
-                count += 1
-                return true
-            }
-            return count
+        var count = 0
+        try txn.scan("ingests", from: start) { k, _ in
+            guard k.starts(with: start), count < limit else { return false }
+            count += 1
+            return true
         }
+        return count
     }
 
     /// Continues a checkpointed ingest where its last checkpoint left it.
