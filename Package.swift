@@ -40,7 +40,7 @@ let package = Package(
         .target(
             name: "BlobRegistry",
             dependencies: [
-                "BlobStore", "GC",
+                "BlobStore", "GC", "CMalloc",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),

@@ -1,4 +1,5 @@
 import BlobStore
+import CMalloc
 import GC
 import Logging
 import Metrics
@@ -40,6 +41,7 @@ struct GarbageCollectionService: Service {
                         ])
                     }
                     let totals = try await Blocking.run { try store.totals() }
+                    blobstore_trim_malloc()
                     storedBytes.record(Int64(totals.storedBytes))
                     logicalBytes.record(Int64(totals.logicalBytes))
                 } catch is CancellationError {

@@ -124,12 +124,12 @@ extension Registry {
         }
     }
 
-    /// Feeds a request body to an ingest in pieces of up to 4 MiB (one hop to the blocking
+    /// Feeds a request body to an ingest in pieces of up to 1 MiB (one hop to the blocking
     /// pool per piece, not per network read); the network keeps reading the next piece
     /// while the previous one is appended.
     private func receive(_ body: RequestBody, into session: IngestSession, abortOnError: Bool) async throws {
         let limit = configuration.maxBlobBytes
-        let pieceSize = 4 << 20
+        let pieceSize = 1 << 20
         // Grown as bytes arrive, not reserved: a one-byte PATCH costs no 4 MiB buffer.
         var pending = ByteBuffer()
         var appending: Task<Void, Error>?

@@ -12,7 +12,7 @@ public struct Registry: Sendable {
     let configuration: RegistryConfiguration
     let bytesIn = Counter(label: "blobstore_registry_bytes_received_total")
     let bytesOut = Counter(label: "blobstore_registry_bytes_sent_total")
-    /// Requests streaming a body into the store: each holds ~24 MiB of buffers.
+    /// Requests streaming a body into the store: each holds up to ~50 MiB.
     let writes: AdmissionGate
 
     public init(store: Store, configuration: RegistryConfiguration) {

@@ -10,7 +10,7 @@ import Foundation
 ///       "auth": { "htpasswd": "/etc/blobstore/htpasswd", "tokens": ["s3cret-token"], "realm": "blobstore",
 ///                 "credentialCacheSeconds": 60, "failuresPerMinute": 10 },
 ///       "limits": { "maxManifestBytes": 4194304, "maxBlobBytes": 68719476736, "chunkCacheBytes": 134217728,
-///                   "maxUploadSessions": 256, "maxConcurrentRequests": 256, "maxConcurrentWrites": 16,
+///                   "maxUploadSessions": 256, "maxConcurrentRequests": 256, "maxConcurrentWrites": 8,
 ///                   "writeWaitSeconds": 30, "maxConnections": 1024, "maxConnectionsPerClient": 64,
 ///                   "requestHeadTimeoutSeconds": 10, "idleTimeoutSeconds": 60,
 ///                   "blockingThreads": 16 },
@@ -52,8 +52,9 @@ public struct RegistryConfiguration: Codable, Sendable {
         public var maxUploadSessions: Int?
         /// Requests in progress at once, response bodies included; beyond, 503 (default 256).
         public var maxConcurrentRequests: Int?
-        /// Requests streaming a body into the store at once, each holding ~24 MiB of
-        /// buffers; others wait up to `writeWaitSeconds` for a turn, then get 503 (default 16).
+        /// Requests streaming a body into the store at once, each holding up to ~50 MiB
+        /// (segment, compression and network buffers, with the allocator's overhead);
+        /// others wait up to `writeWaitSeconds` for a turn, then get 503 (default 8).
         public var maxConcurrentWrites: Int?
         public var writeWaitSeconds: Double?
         /// Open connections, in total and from one client address; one beyond is closed at
@@ -104,7 +105,7 @@ public struct RegistryConfiguration: Codable, Sendable {
     var chunkCacheBytes: Int { limits?.chunkCacheBytes ?? 128 << 20 }
     var maxUploadSessions: Int { limits?.maxUploadSessions ?? 256 }
     var maxConcurrentRequests: Int { limits?.maxConcurrentRequests ?? 256 }
-    var maxConcurrentWrites: Int { limits?.maxConcurrentWrites ?? 16 }
+    var maxConcurrentWrites: Int { limits?.maxConcurrentWrites ?? 8 }
     var writeWaitSeconds: Double { limits?.writeWaitSeconds ?? 30 }
     var maxConnections: Int { limits?.maxConnections ?? 1024 }
     var maxConnectionsPerClient: Int { limits?.maxConnectionsPerClient ?? 64 }
