@@ -14,6 +14,8 @@
 #                  (--dest-compress-format zstd), how people make it store less
 #   blobstore-gz   blobctl serve, gzip layers (gzip -n -6) pushed as they are
 #   registry-gz    docker-registry, the same gzip layers
+#   docker-blobstore  blobctl serve, a real Docker Engine (dockerd) as the client
+#   docker-registry   docker-registry, the same Docker Engine as the client
 # plus a many-client pull: CLIENTS (8) curl clients GET every blob of image v1
 # at once (each client CLIENT_PARALLEL=3 blobs at a time, like dockerd), from
 # blobstore and from the uncompressed docker-registry.
@@ -27,7 +29,7 @@
 #                     BUILD_WAIT=1800 s); if no build runs, build it with
 #                     `swift build -c release --product blobctl`.
 #   CONFIGS=LIST      comma list of blobstore,registry,registry-zstd,blobstore-gz,
-#                     registry-gz (default: all)
+#                     registry-gz,docker-blobstore,docker-registry (default: all)
 #   CLIENTS=N         many-client pull: concurrent clients (default 8; 0: skip)
 #   CLIENT_PARALLEL=N blobs each client fetches at once (default 3)
 #   GC_INTERVAL=S     blobctl serve --gc-interval (default 0: off; nothing is
@@ -48,13 +50,29 @@
 # the blobs v1 did not already push (skopeo skips base.tar by a HEAD); each
 # pull goes into a fresh OCI layout, so it moves the whole image.
 # Stored bytes = `du -sb` of the server's data dir after v1 and after v2.
+#
+# Docker rows: one private dockerd (Debian docker.io; data root, exec root and
+# socket in a mktemp dir under /tmp, --bridge=none, no iptables, overlay2, its
+# own DOCKER_CONFIG), started once, stopped (SIGTERM) and removed on exit. Per
+# configuration the images are `docker load`ed (untimed) from a docker-archive
+# built from the plain OCI layout: the same config blobs and the corpus tars as
+# layers, so the engine's diff_ids are the corpus sha256s and its image IDs are
+# the OCI config digests. Steps: `docker push` v1, `docker push` v2 (dockerd
+# gzips each layer itself and skips base.tar after a HEAD), then every image is
+# removed (`docker rmi -f`, `docker image prune -a`; the overlay2 dir must be
+# empty) and `docker pull` v1 fetches all of v1, then `docker pull` v2 fetches
+# what v1 lacked. MB/s is over the uncompressed bytes (layers + config) moved,
+# as in the plain rows; the gzip bytes on the wire come from the pushed
+# manifests. Client CPU and RSS for these rows are the docker CLI's plus
+# dockerd's (utime+stime+cutime+cstime, so reaped children such as unpigz and
+# docker-untar count; VmHWM of dockerd, reset per step).
 set -euo pipefail
 export LC_ALL=C
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_DIR=$(cd "$SCRIPT_DIR/.." && pwd)
 CORPUS=$(realpath -m "${1:-$HOME/.cache/blobstore-corpus}")
-CONFIGS=${CONFIGS:-blobstore,registry,registry-zstd,blobstore-gz,registry-gz}
+CONFIGS=${CONFIGS:-blobstore,registry,registry-zstd,blobstore-gz,registry-gz,docker-blobstore,docker-registry}
 CLIENTS=${CLIENTS:-8}
 CLIENT_PARALLEL=${CLIENT_PARALLEL:-3}
 GC_INTERVAL=${GC_INTERVAL:-0}
@@ -96,7 +114,7 @@ ensure skopeo skopeo
 ensure curl curl
 ensure gzip gzip
 REGISTRY_BIN=
-if want_any registry registry-zstd registry-gz; then
+if want_any registry registry-zstd registry-gz docker-registry; then
   if ! dpkg -s docker-registry >/dev/null 2>&1; then
     log "installing package docker-registry (run by hand below, not through systemd)"
     apt_install docker-registry
@@ -105,6 +123,10 @@ if want_any registry registry-zstd registry-gz; then
   [ -x "$REGISTRY_BIN" ] || die "no docker-registry binary in package docker-registry"
 fi
 GZIP_CMD=gzip; command -v pigz >/dev/null 2>&1 && GZIP_CMD=pigz
+if want_any docker-blobstore docker-registry; then
+  ensure dockerd docker.io
+  ensure docker docker.io
+fi
 
 # ------------------------------------------------------------------- corpus ---
 if [ ! -s "$CORPUS/corpus.tsv" ]; then
@@ -116,7 +138,7 @@ fi
 for f in "${ALL_FILES[@]}"; do [ -s "$CORPUS/$f" ] || die "corpus file missing: $CORPUS/$f"; done
 
 # ------------------------------------------------------------------ blobctl ---
-if want_any blobstore blobstore-gz; then
+if want_any blobstore blobstore-gz docker-blobstore; then
   if [ -z "${BLOBCTL:-}" ]; then
     BLOBCTL=$REPO_DIR/.build/release/blobctl
     waited=0
@@ -139,6 +161,7 @@ fi
 PARENT=$(scratch_parent)
 W=$(mktemp -d "$PARENT/registry-bench.XXXXXX")
 SERVER_PIDS=()
+DOCKERD_PID=; DOCKER_DIR=
 stop_pid() { # stop_pid PID : SIGTERM, then SIGKILL after 15 s
   local pid=$1 i
   kill -0 "$pid" 2>/dev/null || return 0
@@ -147,9 +170,22 @@ stop_pid() { # stop_pid PID : SIGTERM, then SIGKILL after 15 s
   if kill -0 "$pid" 2>/dev/null; then log "pid $pid ignored SIGTERM; killing it"; kill -KILL "$pid" 2>/dev/null || true; fi
   wait "$pid" 2>/dev/null || true
 }
+stop_dockerd() { # SIGTERM the private dockerd, wait for it, remove its dir
+  [ -n "$DOCKERD_PID" ] && stop_pid "$DOCKERD_PID"
+  DOCKERD_PID=
+  if [ -n "$DOCKER_DIR" ] && [ -d "$DOCKER_DIR" ]; then
+    # overlay mounts normally go with dockerd; unmount any that did not
+    awk -v d="$DOCKER_DIR/" 'index($2, d) == 1 {print $2}' /proc/mounts | sort -r | while read -r m; do
+      umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
+    done
+    rm -rf "$DOCKER_DIR" 2>/dev/null || log "could not remove $DOCKER_DIR completely"
+  fi
+  DOCKER_DIR=
+}
 cleanup() {
   local rc=$? p
   for p in "${SERVER_PIDS[@]}"; do stop_pid "$p"; done
+  stop_dockerd
   if [ "$KEEP" = 1 ]; then log "kept scratch dir $W"; else rm -rf "$W"; fi
   exit $rc
 }
@@ -273,6 +309,13 @@ proc_cpu_ticks() { # utime+stime of PID (fields 14, 15; the comm field may hold 
   set -- $s
   echo $(( ${12} + ${13} ))
 }
+proc_cpu_ticks_all() { # utime+stime+cutime+cstime of PID (fields 14-17: reaped children too)
+  local s; s=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
+  s=${s##*) }
+  # shellcheck disable=SC2086
+  set -- $s
+  echo $(( ${12} + ${13} + ${14} + ${15} ))
+}
 proc_hwm_kib() { awk '/^VmHWM:/{print $2; exit}' "/proc/$1/status" 2>/dev/null || echo 0; }
 proc_rss_split() { # "anon_kib file_kib" resident now (file = mmapped files such as LMDB)
   awk '/^RssAnon:/{a=$2} /^RssFile:/{f=$2} END{printf "%d %d", a, f}' "/proc/$1/status" 2>/dev/null || echo "0 0"
@@ -291,11 +334,12 @@ wait_ready() { # wait_ready PORT PID LOG
 }
 
 SRV_PID=; SRV_PORT=; SRV_DATA=; SRV_KIND=
+CLIENT_DAEMON_PID=   # dockerd during the docker configurations: its CPU and peak RSS are the client's
 start_server() { # start_server CONFIG : sets SRV_PID SRV_PORT SRV_DATA SRV_KIND
   local cfg=$1 dir=$W/srv-$1
   rm -rf "$dir"; mkdir -p "$dir"
   SRV_PORT=$(free_port)
-  case "$cfg" in
+  case "${cfg#docker-}" in
     blobstore*)
       SRV_KIND=blobstore; SRV_DATA=$dir/store
       "$BLOBCTL" serve --store "$SRV_DATA" --addr "127.0.0.1:$SRV_PORT" --gc-interval "$GC_INTERVAL" \
@@ -350,10 +394,14 @@ step() {
   log "$cfg: $phase${REPEAT_TAG:-}"
   kill -0 "$SRV_PID" 2>/dev/null || die "$cfg: the server (pid $SRV_PID) is not running"
   reset_hwm "$SRV_PID"
-  local s0 s1 b0 b1 hwm
+  local s0 s1 b0 b1 hwm d0=0 d1=0 dhwm=0
+  if [ -n "$CLIENT_DAEMON_PID" ]; then reset_hwm "$CLIENT_DAEMON_PID"; d0=$(proc_cpu_ticks_all "$CLIENT_DAEMON_PID"); fi
   s0=$(proc_cpu_ticks "$SRV_PID"); b0=$(cpu_busy_ticks)
   /usr/bin/time -f '%e %U %S %M' -o "$tf" "$@" > "$out" 2> "$err" || rc=$?
   b1=$(cpu_busy_ticks); s1=$(proc_cpu_ticks "$SRV_PID"); hwm=$(proc_hwm_kib "$SRV_PID")
+  if [ -n "$CLIENT_DAEMON_PID" ]; then
+    d1=$(proc_cpu_ticks_all "$CLIENT_DAEMON_PID"); dhwm=$(proc_hwm_kib "$CLIENT_DAEMON_PID")
+  fi
   local split; split=$(proc_rss_split "$SRV_PID")
   if [ "$rc" != 0 ]; then
     log "$cfg $phase FAILED (exit $rc); last stderr lines:"
@@ -362,6 +410,10 @@ step() {
   fi
   local wall cu cs crss other srv
   read -r wall cu cs crss < <(tail -n 1 "$tf")
+  if [ -n "$CLIENT_DAEMON_PID" ]; then # the engine does the work: add dockerd's CPU, take its peak RSS
+    cu=$(awk -v u="$cu" -v a="$d0" -v b="$d1" -v hz="$CLK_TCK" 'BEGIN{printf "%.2f", u+(b-a)/hz}')
+    [ "$dhwm" -gt "$crss" ] && crss=$dhwm
+  fi
   srv=$(awk -v a="$s0" -v b="$s1" -v hz="$CLK_TCK" 'BEGIN{printf "%.2f", (b-a)/hz}')
   other=$(awk -v b0="$b0" -v b1="$b1" -v hz="$CLK_TCK" -v u="$cu" -v s="$cs" -v v="$srv" \
     'BEGIN{o=(b1-b0)/hz-u-s-v; if(o<0)o=0; printf "%.2f", o}')
@@ -464,6 +516,121 @@ many_clients() { # many_clients CONFIG LAYOUT TAG
   rm -f "$W/out"/client.*
 }
 
+# ------------------------------------------------------------------ docker ---
+# One private Docker Engine for the docker-* configurations (started on first use).
+DOCKER_REPO=bench/app   # local name of the loaded images
+start_dockerd() {
+  [ -n "$DOCKERD_PID" ] && return 0
+  DOCKER_DIR=$(mktemp -d /tmp/bs-bench-docker.XXXX)   # short: the socket path must fit in sun_path
+  dockerd --data-root "$DOCKER_DIR/root" --exec-root "$DOCKER_DIR/exec" --pidfile "$DOCKER_DIR/dockerd.pid" \
+    -H "unix://$DOCKER_DIR/docker.sock" --iptables=false --ip6tables=false --bridge=none \
+    --storage-driver=overlay2 > "$DOCKER_DIR/dockerd.log" 2>&1 &
+  DOCKERD_PID=$!
+  export DOCKER_HOST=unix://$DOCKER_DIR/docker.sock DOCKER_BUILDKIT=0 DOCKER_CONFIG=$DOCKER_DIR/client
+  local i
+  for i in $(seq 1 300); do
+    kill -0 "$DOCKERD_PID" 2>/dev/null || { tail -n 20 "$DOCKER_DIR/dockerd.log" >&2; die "dockerd exited during start-up"; }
+    docker version >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  docker version >/dev/null 2>&1 || { tail -n 20 "$DOCKER_DIR/dockerd.log" >&2; die "dockerd not ready after 30 s"; }
+  extra docker.version "engine $(docker version --format '{{.Server.Version}} (API {{.Server.APIVersion}})'), client $(docker version --format '{{.Client.Version}}')"
+  log "dockerd pid $DOCKERD_PID, $DOCKER_HOST"
+}
+docker_load() { # the plain layout's v1 and v2 as a docker-archive piped into `docker load`
+  "$PY" - "$W/layouts/plain" "$DOCKER_REPO" <<'EOF' | docker load -q >&2 || die "docker load failed"
+import io, json, os, sys, tarfile
+layout, repo = sys.argv[1:3]
+blob = lambda d: os.path.join(layout, "blobs", "sha256", d.split(":")[1])
+out = tarfile.open(fileobj=sys.stdout.buffer, mode="w|")
+added, entries = set(), []
+def add_file(name, path):
+    if name not in added: added.add(name); out.add(path, arcname=name, recursive=False)
+for m in json.load(open(os.path.join(layout, "index.json")))["manifests"]:
+    man = json.load(open(blob(m["digest"])))
+    cfg = man["config"]["digest"].split(":")[1] + ".json"
+    add_file(cfg, blob(man["config"]["digest"]))
+    layers = []
+    for l in man["layers"]:
+        name = l["digest"].split(":")[1] + "/layer.tar"
+        add_file(name, blob(l["digest"])); layers.append(name)
+    entries.append({"Config": cfg, "RepoTags": [repo + ":" + m["annotations"]["org.opencontainers.image.ref.name"]],
+                    "Layers": layers})
+data = json.dumps(entries).encode()
+ti = tarfile.TarInfo("manifest.json"); ti.size = len(data)
+out.addfile(ti, io.BytesIO(data))
+out.close()
+EOF
+}
+docker_wipe() { # remove every image and layer from the engine
+  local ids left
+  ids=$(docker image ls -aq | sort -u)
+  # shellcheck disable=SC2086
+  [ -z "$ids" ] || docker rmi -f $ids > /dev/null || die "docker rmi failed"
+  docker image prune -a -f > /dev/null || die "docker image prune failed"
+  [ -z "$(docker image ls -aq)" ] || die "images left in the engine after rmi and prune"
+  left=$(find "$DOCKER_DIR/root/overlay2" -mindepth 1 -maxdepth 1 ! -name l 2>/dev/null | wc -l)
+  [ "$left" = 0 ] || die "$left layer dirs left in the engine's overlay2 after rmi and prune"
+}
+docker_check() { # docker_check CONFIG TAG : the engine's image has the corpus layers and the OCI config
+  local ref=127.0.0.1:$SRV_PORT/$REPO_NAME:$1 want got
+  want=$(awk -F'\t' -v t="$1" '$1==t && $2=="config" {printf "sha256:%s", $3} $1==t && $2 ~ /^layer:/ {printf " sha256:%s", $3}' \
+    "$W/layouts/plain/blobs.tsv")
+  got=$(docker image inspect "$ref" --format '{{.Id}}{{range .RootFS.Layers}} {{.}}{{end}}' 2>/dev/null || true)
+  [ "$got" = "$want" ] || log "WARNING: pulled $ref has '$got', expected '$want'"
+}
+docker_wire() { # docker_wire CONFIG TAG : gzip bytes docker moved, from the pushed manifests
+  curl -sS --fail -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+    "http://127.0.0.1:$SRV_PORT/v2/$REPO_NAME/manifests/$2" > "$W/out/$1.manifest.$2.json" \
+    || die "$1: cannot GET the manifest of $2"
+  "$PY" - "$1" "$2" "$W/out" >> "$WIRE" <<'EOF'
+import json, os, sys
+cfg, tag, out = sys.argv[1:4]
+def blobs(t):
+    m = json.load(open(os.path.join(out, "%s.manifest.%s.json" % (cfg, t))))
+    return {d["digest"]: d["size"] for d in [m["config"]] + m["layers"]}
+cur = blobs(tag)
+seen = blobs("v1") if tag == "v2" else {}
+new = sum(s for d, s in cur.items() if d not in seen)
+print("%s\tpush_%s\t%d" % (cfg, tag, new))
+print("%s\tpull_%s\t%d" % (cfg, tag, new))   # pull v2 follows pull v1: only the new blobs move
+EOF
+  extra "docker_layers.$1.$2" "$("$PY" -c 'import json,sys; m=json.load(open(sys.argv[1])); print(" ".join("%s:%d" % (l["digest"][7:19], l["size"]) for l in m["layers"]))' "$W/out/$1.manifest.$2.json")"
+}
+run_docker_config() { # run_docker_config CONFIG
+  local cfg=$1 tag ref
+  start_dockerd
+  docker_wipe
+  log "$cfg: docker load of v1 and v2 (untimed)"
+  docker_load
+  start_server "$cfg"
+  [ "$SRV_KIND" = blobstore ] && [ -s "$SRV_DATA/config.json" ] \
+    && extra "store_config.$cfg" "$(tr -d ' \n' < "$SRV_DATA/config.json")"
+  CLIENT_DAEMON_PID=$DOCKERD_PID
+  for tag in v1 v2; do
+    ref=127.0.0.1:$SRV_PORT/$REPO_NAME:$tag
+    docker tag "$DOCKER_REPO:$tag" "$ref" || die "docker tag failed"
+    step "$cfg" "push_$tag" "$(bytes_of plain "$tag" new raw)" "$(bytes_of plain "$tag" new raw)" \
+      docker push -q "$ref" || die "$cfg: docker push of $tag failed"
+    docker_wire "$cfg" "$tag"
+    size_of "$cfg" "stored_$tag" "$SRV_DATA"; [ "$SRV_KIND" = blobstore ] && blob_df "$cfg" "$tag"
+  done
+  docker_wipe   # the pulls below must download every layer
+  for tag in v1 v2; do
+    ref=127.0.0.1:$SRV_PORT/$REPO_NAME:$tag
+    step "$cfg" "pull_$tag" "$(bytes_of plain "$tag" new raw)" "$(bytes_of plain "$tag" new raw)" \
+      docker pull -q "$ref" || die "$cfg: docker pull of $tag failed"
+    docker_check "$tag"
+  done
+  CLIENT_DAEMON_PID=
+  docker_wipe
+  stop_server
+  grep -E ' (error|critical) |level=(error|fatal|panic)' "$W/srv-$cfg/server.log" \
+    | grep -vE 'err.code="(blob|manifest) unknown"' | head -n 5 \
+    | sed "s/^/[rbench] $cfg server log: /" >&2 || true
+  rm -rf "$W/srv-$cfg"
+}
+
 # -------------------------------------------------------------- the suite ---
 run_config() { # run_config CONFIG
   local cfg=$1 layout=plain
@@ -507,6 +674,9 @@ for REP in $(seq 1 "$REPEAT"); do
   for cfg in blobstore registry registry-zstd blobstore-gz registry-gz; do
     want "$cfg" && run_config "$cfg"
   done
+  for cfg in docker-blobstore docker-registry; do
+    want "$cfg" && run_docker_config "$cfg"
+  done
 done
 extra elapsed_s "$(( $(date +%s) - START ))"
 extra cores "$(nproc)"
@@ -514,7 +684,7 @@ extra repeat "$REPEAT"
 extra clients "$CLIENTS x $CLIENT_PARALLEL"
 
 # ------------------------------------------------------------------ report ---
-"$PY" - "$RES" "$SIZES" "$EXTRA" "${OUT_JSON:-}" "$CORPUS" "$WIRE" <<'EOF'
+PYTHONIOENCODING=utf-8 "$PY" - "$RES" "$SIZES" "$EXTRA" "${OUT_JSON:-}" "$CORPUS" "$WIRE" <<'EOF'
 import json, sys
 res_f, sizes_f, extra_f, out_json, corpus, wire_f = sys.argv[1:7]
 wire_of = {}
@@ -560,10 +730,12 @@ def peak(cfg):
     rs = [r for (c, _), r in runs.items() if c == cfg]
     return max(r["server_peak_rss_mib"] for r in rs) if rs else None
 
-configs = [c for c in ["blobstore", "registry", "registry-zstd", "blobstore-gz", "registry-gz"]
+configs = [c for c in ["blobstore", "registry", "registry-zstd", "blobstore-gz", "registry-gz",
+                       "docker-blobstore", "docker-registry"]
            if any(k[0] == c for k in runs)]
 labels = {"blobstore": "blobstore", "registry": "docker-registry", "registry-zstd": "docker-registry zstd",
-          "blobstore-gz": "blobstore, gzip layers", "registry-gz": "docker-registry, gzip"}
+          "blobstore-gz": "blobstore, gzip layers", "registry-gz": "docker-registry, gzip",
+          "docker-blobstore": "docker\u2192blobstore", "docker-registry": "docker\u2192registry"}
 PUSH, PULL = ["push_v1", "push_v2"], ["pull_v1", "pull_v2"]
 table = {}
 for c in configs:
@@ -593,16 +765,21 @@ for c in configs:
           f"{fmt(t['server_peak_rss_mib']):>10}{fmt(t['stored_v1_bytes'] and t['stored_v1_bytes']/1e6):>10}"
           f"{fmt(t['stored_v2_bytes'] and t['stored_v2_bytes']/1e6):>10}")
 ratios = {}
-for a, bb in [("blobstore", "registry"), ("blobstore", "registry-zstd"), ("blobstore-gz", "registry-gz")]:
+for a, bb in [("blobstore", "registry"), ("blobstore", "registry-zstd"), ("blobstore-gz", "registry-gz"),
+              ("docker-blobstore", "docker-registry")]:
     if a in table and bb in table:
         r = {k: ratio(table[a][k], table[bb][k]) for k in
              ("push_mb_per_s", "pull_mb_per_s", "many_mb_per_s", "server_cpu_push_s", "server_cpu_pull_s",
               "server_cpu_many_s", "server_peak_rss_mib", "stored_v1_bytes", "stored_v2_bytes")}
         ratios[f"{a}/{bb}"] = r
-        print(f"{'ratio ' + a.replace('blobstore', 'b') + '/' + bb.replace('registry', 'reg'):<24}"
+        rl = "ratio docker b/reg" if a.startswith("docker-") else "ratio " + a.replace('blobstore', 'b') + '/' + bb.replace('registry', 'reg')
+        print(f"{rl:<24}"
               + "".join(f"{fmt(r[k], 2):>10}" for k in r))
 print("(MB/s: uncompressed image bytes / wall, gzip bytes for the gzip rows; push v2 counts only blobs new in v2;"
       " stored = du -sb of the data dir)")
+if any(c.startswith("docker-") for c in configs):
+    print("(docker rows: dockerd pushes and pulls; MB/s over uncompressed bytes too; pull v2 follows pull v1 in the"
+          " same engine, so it counts only the blobs v1 lacked)")
 def wire_mbs(cfg, phases):
     rs = [runs.get((cfg, p)) for p in phases]
     return round(sum(r["wire_bytes"] for r in rs) / 1e6 / sum(r["wall_s"] for r in rs), 1) if all(rs) else None
@@ -612,26 +789,39 @@ if "registry-zstd" in table:
     rz = table["registry-zstd"]
     print(f"(docker-registry zstd moves zstd bytes: push {fmt(rz['push_wire_mb_per_s'])}, pull {fmt(rz['pull_wire_mb_per_s'])}"
           " MB/s of compressed data; skopeo stores them into the oci: layout without decompressing)")
+def docker_gz(cfg, tag):
+    v = extra.get("docker_layers.%s.%s" % (cfg, tag))
+    return None if v is None else [(x.split(":")[0], int(x.split(":")[1])) for x in v.split()]
+for c in [c for c in configs if c.startswith("docker-")]:
+    t = table[c]; g1, g2 = docker_gz(c, "v1"), docker_gz(c, "v2")
+    sz = lambda g: sum(s for _, s in g) / 1e6 if g else None
+    print(f"({labels[c]}: gzip bytes on the wire: push {fmt(t['push_wire_mb_per_s'])}, pull {fmt(t['pull_wire_mb_per_s'])} MB/s;"
+          f" docker's gzip layers: v1 {fmt(sz(g1))} MB, v2 {fmt(sz(g2))} MB)")
+if all(docker_gz(c, t) for c in ("docker-blobstore", "docker-registry") for t in ("v1", "v2")):
+    same = all(docker_gz("docker-blobstore", t) == docker_gz("docker-registry", t) for t in ("v1", "v2"))
+    print("(docker pushed %s gzip layer digests to both servers)" % ("the same" if same else "DIFFERENT"))
 bs = sizes.get("blobstore", {})
 if any(k.startswith("df_") for k in bs):
     print("blobctl df (blobstore, after v2): " + ", ".join(f"{k[3:-3]}={v/1e6:,.1f} MB" for k, v in sorted(bs.items())
                                                        if k.startswith("df_") and k.endswith("_v2")))
-gz = sizes.get("blobstore-gz", {})
-if any(k.startswith("df_") for k in gz):
-    print("blobctl df (blobstore-gz, after v2): " + ", ".join(f"{k[3:-3]}={v/1e6:,.1f} MB" for k, v in sorted(gz.items())
-                                                       if k.startswith("df_") and k.endswith("_v2")))
+for c in ("blobstore-gz", "docker-blobstore"):
+    gz = sizes.get(c, {})
+    if any(k.startswith("df_") for k in gz):
+        print(f"blobctl df ({c}, after v2): " + ", ".join(f"{k[3:-3]}={v/1e6:,.1f} MB" for k, v in sorted(gz.items())
+                                                         if k.startswith("df_") and k.endswith("_v2")))
 
 print()
 rep_note = f" (best of {extra.get('repeat')} runs)" if extra.get("repeat", "1") != "1" else ""
-print("Per step" + rep_note + ": wall, MB/s, server CPU s and peak RSS, client CPU s; 'other CPU' = CPU used by other processes")
-hdr = (f"{'config':<15}{'step':<9}{'MB':>9}{'wall s':>8}{'MB/s':>9}{'srv CPU':>9}{'srv RSS':>9}{'cli CPU':>9}"
+print("Per step" + rep_note + ": wall, MB/s, server CPU s and peak RSS, client CPU s (docker rows: CLI + dockerd);"
+      " 'other CPU' = CPU used by other processes")
+hdr = (f"{'config':<17}{'step':<9}{'MB':>9}{'wall s':>8}{'MB/s':>9}{'srv CPU':>9}{'srv RSS':>9}{'cli CPU':>9}"
        f"{'other CPU':>10}" + (f"{'worst s':>9}" if rep_note else ""))
 print(hdr); print("-" * len(hdr))
 disturbed = []
 for (c, p), r in runs.items():
     flag = r["other_cpu_s"] > 0.1 * ncores * max(r["wall_s"], 0.1)
     if flag: disturbed.append(f"{c} {p}")
-    print(f"{c:<15}{p:<9}{r['bytes']/1e6:>9,.1f}{r['wall_s']:>8.2f}{fmt(r['mb_per_s']):>9}{r['server_cpu_s']:>9.2f}"
+    print(f"{c:<17}{p:<9}{r['bytes']/1e6:>9,.1f}{r['wall_s']:>8.2f}{fmt(r['mb_per_s']):>9}{r['server_cpu_s']:>9.2f}"
           f"{r['server_peak_rss_mib']:>9.1f}{r['client_cpu_s']:>9.2f}{r['other_cpu_s']:>9.2f}{'!' if flag else ' '}"
           + (f"{r['worst_wall_s']:>9.2f}" if rep_note else ""))
 if disturbed:
@@ -662,7 +852,8 @@ for t in targets:
     print(f"  [{t['result']:>4}] {t['target']:<48} value {fmt(t['value'], 2)}  limit {fmt(t['limit'], 2)}")
 def store_note():
     try:
-        c = json.loads(extra.get("store_config.blobstore") or extra.get("store_config.blobstore-gz"))
+        c = json.loads(extra.get("store_config.blobstore") or extra.get("store_config.blobstore-gz")
+                       or extra.get("store_config.docker-blobstore"))
         ch = c["chunking"]
         return "chunks %d/%d/%d bytes, zstd level %s" % (ch["minSize"], ch["averageSize"], ch["maxSize"], c["compressionLevel"])
     except Exception:
@@ -673,6 +864,9 @@ notes = [
     "(--dest-oci-accept-uncompressed-layers)." % extra.get("skopeo.version", "?").split()[-1],
     "docker-registry: %s, filesystem driver, inmemory blob descriptor cache, no auth, run by hand."
     % extra.get("registry.version", "?"),
+    "docker: %s; a private dockerd (overlay2), images docker-loaded from the plain layout (untimed), pushed with "
+    "`docker push` (dockerd gzips the layers), all images removed and pruned, then `docker pull` v1 and v2 "
+    "(download, gunzip and extraction into overlay2 inside the pull time)." % extra.get("docker.version", "?"),
     "blobctl: %s; store %s." % (extra.get("blobctl", "?"), store_note()),
     "server and clients share the machine's %d cores; client CPU (skopeo hashing, curl) is in the per-step table; "
     "'other CPU' also holds kernel work no process is charged for (page writeback, loopback softirqs)." % ncores,
@@ -680,7 +874,8 @@ notes = [
                                                           else "%s times (fresh servers), best shown" % extra["repeat"]),
 ]
 print()
-notes = [n for n in notes if not (n.startswith("docker-registry: ?") or n.startswith("blobctl: ?"))]
+notes = [n for n in notes if not (n.startswith("docker-registry: ?") or n.startswith("blobctl: ?")
+                                  or n.startswith("docker: ?"))]
 for n in notes: print("note: " + n)
 out = dict(corpus=corpus, runs={f"{c}.{p}": v for (c, p), v in runs.items()},
            all_runs={f"{c}.{p}": v for (c, p), v in all_runs.items()}, sizes=sizes, table=table, ratios=ratios,
