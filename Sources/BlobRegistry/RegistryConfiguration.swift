@@ -47,8 +47,8 @@ public struct RegistryConfiguration: Codable, Sendable {
         /// Memory for decompressed chunks shared by concurrent pulls (default 128 MiB; 0: off).
         public var chunkCacheBytes: Int?
         /// Upload sessions open at once; a new one beyond is answered 429 (default 256). Each
-        /// keeps an index row of up to 8 MiB (its bytes not yet cut into chunks) until it
-        /// finishes or its lease runs out.
+        /// keeps an index row (its state, and the bytes after its last chunk boundary: less
+        /// than the largest chunk, 512 KiB by default) until it finishes or its lease runs out.
         public var maxUploadSessions: Int?
         /// Requests in progress at once, response bodies included; beyond, 503 (default 256).
         public var maxConcurrentRequests: Int?
