@@ -53,6 +53,16 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .target(name: "BlobVolumes", dependencies: ["BlobStore"]),
+        .target(
+            name: "DockerVolumePlugin",
+            dependencies: [
+                "BlobStore", "BlobVolumes",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .target(
             name: "BlobFS",
             dependencies: ["BlobStore", "CFuse", .product(name: "Logging", package: "swift-log")]
@@ -60,7 +70,7 @@ let package = Package(
         .executableTarget(
             name: "blobctl",
             dependencies: [
-                "BlobStore", "GC", "BlobRegistry", "BlobFS", "CMalloc",
+                "BlobStore", "GC", "BlobRegistry", "BlobFS", "BlobVolumes", "DockerVolumePlugin", "CMalloc",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -14,7 +14,7 @@ struct Blobctl: AsyncParsableCommand {
         subcommands: [
             Init.self, Put.self, Get.self, Stat.self, List.self, Remove.self,
             DiskUsage.self, GarbageCollect.self, Fsck.self,
-            Image.self, Container.self, Volume.self, Serve.self, Mount.self, Umount.self, BenchRanges.self,
+            Image.self, Container.self, Volume.self, VolumePlugin.self, Serve.self, Mount.self, Umount.self, BenchRanges.self,
         ]
     )
 }

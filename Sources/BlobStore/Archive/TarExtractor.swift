@@ -1,0 +1,106 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Unpacks a tar stream into an empty directory, never outside it: every member is created
+/// relative to directory descriptors opened from the root without following symlinks, so a
+/// member cannot write through a symlink an earlier member made (`etc -> /etc`, then
+/// `etc/passwd`), and `..` or absolute names are refused by the reader before that.
+/// Ownership, modes and modification times are restored; a directory's own mode and time
+/// are set last, once nothing more is written inside it.
+public enum TarExtractor {
+    public static func extract(_ reader: TarReader, into root: String) throws {
+        let rootFD = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard rootFD >= 0 else { throw BlobStoreError.io("open", path: root) }
+        defer { close(rootFD) }
+        var directories: [(path: String, entry: TarEntry)] = []
+        while let entry = try reader.next() {
+            let path = entry.path.split(separator: "/").map(String.init).filter { $0 != "." }
+            guard let name = path.last else { continue } // the archive's "./" itself
+            guard !path.contains(".."), !entry.path.hasPrefix("/") else {
+                throw BlobStoreError(.invalidArgument, "tar member \(entry.path) points outside the directory")
+            }
+            let parent = try openParent(rootFD, path.dropLast(), root: root)
+            defer { close(parent) }
+            switch entry.kind {
+            case .directory:
+                if mkdirat(parent, name, 0o700) != 0 && errno != EEXIST { throw BlobStoreError.io("mkdir", path: root + "/" + entry.path) }
+                directories.append((path.joined(separator: "/"), entry))
+                continue
+            case .regular:
+                let fd = openat(parent, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+                guard fd >= 0 else { throw BlobStoreError.io("create", path: root + "/" + entry.path) }
+                defer { close(fd) }
+                try reader.readContent { bytes in
+                    var done = 0
+                    while done < bytes.count {
+                        let n = write(fd, bytes.baseAddress! + done, bytes.count - done)
+                        if n < 0 { if errno == EINTR { continue }; throw BlobStoreError.io("write", path: root + "/" + entry.path) }
+                        done += n
+                    }
+                }
+                fchown(fd, uid_t(entry.uid), gid_t(entry.gid))
+                fchmod(fd, mode_t(entry.mode & 0o7777))
+            case .symlink:
+                guard symlinkat(entry.linkTarget, parent, name) == 0 else { throw BlobStoreError.io("symlink", path: root + "/" + entry.path) }
+                fchownat(parent, name, uid_t(entry.uid), gid_t(entry.gid), AT_SYMLINK_NOFOLLOW)
+            case .hardLink:
+                let target = entry.linkTarget.split(separator: "/").map(String.init).filter { $0 != "." }
+                guard let targetName = target.last, !target.contains("..") else {
+                    throw BlobStoreError(.invalidArgument, "hard link \(entry.path) points outside the directory")
+                }
+                let targetParent = try openParent(rootFD, target.dropLast(), root: root)
+                defer { close(targetParent) }
+                guard linkat(targetParent, targetName, parent, name, 0) == 0 else {
+                    throw BlobStoreError.io("link", path: root + "/" + entry.path)
+                }
+                continue // the link shares its target's inode: nothing of its own to set
+            case .fifo, .characterDevice, .blockDevice:
+                let type: mode_t = entry.kind == .fifo ? S_IFIFO : entry.kind == .characterDevice ? S_IFCHR : S_IFBLK
+                let device = dev_t(entry.devMajor) << 8 | dev_t(entry.devMinor & 0xFF) | dev_t(entry.devMinor & ~0xFF) << 12
+                guard mknodat(parent, name, type | mode_t(entry.mode & 0o7777), device) == 0 else {
+                    throw BlobStoreError.io("mknod", path: root + "/" + entry.path)
+                }
+                fchownat(parent, name, uid_t(entry.uid), gid_t(entry.gid), AT_SYMLINK_NOFOLLOW)
+            case .other:
+                continue
+            }
+            setTime(parent, name, entry)
+        }
+        // Deepest first, so setting a parent's time comes after its children are done.
+        for (path, entry) in directories.sorted(by: { $0.path.count > $1.path.count }) {
+            let components = path.split(separator: "/").map(String.init)
+            let parent = try openParent(rootFD, components.dropLast(), root: root)
+            defer { close(parent) }
+            let name = components.last!
+            fchownat(parent, name, uid_t(entry.uid), gid_t(entry.gid), AT_SYMLINK_NOFOLLOW)
+            fchmodat(parent, name, mode_t(entry.mode & 0o7777), 0)
+            setTime(parent, name, entry)
+        }
+    }
+
+    /// The directory holding a member, walked from the root one component at a time without
+    /// following symlinks (a symlink there is an error: ELOOP or ENOTDIR), created as needed.
+    private static func openParent(_ rootFD: Int32, _ components: ArraySlice<String>, root: String) throws -> Int32 {
+        var fd = dup(rootFD)
+        for component in components {
+            var next = openat(fd, component, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            if next < 0 && errno == ENOENT {
+                if mkdirat(fd, component, 0o755) != 0 && errno != EEXIST { close(fd); throw BlobStoreError.io("mkdir", path: root) }
+                next = openat(fd, component, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            }
+            close(fd)
+            guard next >= 0 else {
+                throw BlobStoreError(.invalidArgument, "tar member path goes through \(component), which is not a directory (a symlink?)")
+            }
+            fd = next
+        }
+        return fd
+    }
+
+    private static func setTime(_ parent: Int32, _ name: String, _ entry: TarEntry) {
+        let time = timespec(tv_sec: Int(entry.mtime), tv_nsec: Int(entry.mtimeNanoseconds))
+        var times = [time, time]
+        utimensat(parent, name, &times, AT_SYMLINK_NOFOLLOW)
+    }
+}

@@ -1,0 +1,174 @@
+import BlobStore
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Volumes as engines use them: create, mount for a container, unmount, remove. One
+/// implementation behind every front end (the Docker volume plugin; CSI next).
+///
+/// A volume's content is the store's volume snapshot (a tar, deduplicated chunk by chunk).
+/// Mounting gives a writable directory under `<store>/volume-work/<name>/data`, unpacked
+/// from the current snapshot unless the directory is already that snapshot; engines mount
+/// once per container, with an ID each, so mounts are counted by ID. When the last ID
+/// unmounts, the directory is archived and becomes the volume's next snapshot: a new
+/// version costs only the chunks that changed. The mount IDs and the snapshot a directory
+/// holds live in files beside it, so a restarted process picks up where the last one was.
+public final class VolumeEngine: @unchecked Sendable {
+    public let store: Store
+    let workRoot: String
+    private let lock = NSLock()
+
+    public init(store: Store) throws {
+        self.store = store
+        workRoot = store.root + "/volume-work"
+        try FileManager.default.createDirectory(atPath: workRoot, withIntermediateDirectories: true)
+    }
+
+    public struct Volume: Sendable, Equatable {
+        public var info: VolumeInfo
+        /// The directory handed to containers, while mounted.
+        public var mountpoint: String?
+        public var mountIDs: [String]
+    }
+
+    /// Creates an empty volume; creating an existing one again is fine (engines retry).
+    /// Options are refused by name until they mean something: nothing is created then.
+    public func create(_ name: String, options: [String: String] = [:]) throws -> Volume {
+        try ObjectName.validate(name, kind: "volume")
+        if let unknown = options.keys.sorted().first {
+            throw BlobStoreError(.invalidArgument, "unknown volume option \"\(unknown)\" (this driver takes none yet)")
+        }
+        return try locked {
+            if (try? store.volume(name)) == nil { _ = try store.createVolume(name) }
+            return try volume(name)
+        }
+    }
+
+    public func volume(_ name: String) throws -> Volume {
+        let info = try store.volume(name)
+        let ids = try mountIDs(name)
+        return Volume(info: info, mountpoint: ids.isEmpty ? nil : dataPath(name), mountIDs: ids)
+    }
+
+    public func list() throws -> [Volume] {
+        try store.volumes().map { info in
+            let ids = try mountIDs(info.name)
+            return Volume(info: info, mountpoint: ids.isEmpty ? nil : dataPath(info.name), mountIDs: ids)
+        }
+    }
+
+    /// A writable directory with the volume's content, for mount `id`.
+    public func mount(_ name: String, id: String) throws -> String {
+        try locked {
+            let info = try store.volume(name)
+            var ids = try mountIDs(name)
+            if ids.isEmpty {
+                try prepareDirectory(name, snapshot: info.snapshot)
+            }
+            if !ids.contains(id) { ids.append(id) }
+            try writeLines(ids, to: statePath(name, "mounts"))
+            return dataPath(name)
+        }
+    }
+
+    /// Ends mount `id`; the last one records the directory as the volume's next snapshot.
+    public func unmount(_ name: String, id: String) throws {
+        try locked {
+            var ids = try mountIDs(name)
+            guard let index = ids.firstIndex(of: id) else {
+                throw BlobStoreError(.notFound, "volume \(name) has no mount \(id)")
+            }
+            ids.remove(at: index)
+            if ids.isEmpty { try recordVersion(name) }
+            try writeLines(ids, to: statePath(name, "mounts"))
+        }
+    }
+
+    /// Removes a volume that is not mounted; its bytes go at the next `gc`.
+    public func remove(_ name: String) throws {
+        try locked {
+            let ids = try mountIDs(name)
+            guard ids.isEmpty else {
+                throw BlobStoreError(.invalidArgument, "volume \(name) is mounted (\(ids.count) mount(s)); unmount it first")
+            }
+            try store.removeVolume(name)
+            try? FileManager.default.removeItem(atPath: workRoot + "/" + name)
+        }
+    }
+
+    // MARK: - State
+
+    private func locked<T>(_ work: () throws -> T) throws -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return try work()
+    }
+
+    func dataPath(_ name: String) -> String { workRoot + "/" + name + "/data" }
+    private func statePath(_ name: String, _ file: String) -> String { workRoot + "/" + name + "/" + file }
+
+    private func mountIDs(_ name: String) throws -> [String] {
+        guard let text = try? String(contentsOfFile: statePath(name, "mounts"), encoding: .utf8) else { return [] }
+        return text.split(separator: "\n").map(String.init)
+    }
+
+    /// Written to a temporary file and renamed over the old one: a crash leaves one or the other.
+    private func writeLines(_ lines: [String], to path: String) throws {
+        let temporary = path + ".tmp"
+        let text = lines.map { $0 + "\n" }.joined()
+        guard FileManager.default.createFile(atPath: temporary, contents: Data(text.utf8)) else {
+            throw BlobStoreError(.io, "cannot write \(temporary): \(String(cString: strerror(errno)))")
+        }
+        guard rename(temporary, path) == 0 else { throw BlobStoreError(.io, "cannot rename \(temporary) to \(path): \(String(cString: strerror(errno)))") }
+    }
+
+    /// The data directory as `snapshot`: kept when it already is (its "base" says so),
+    /// otherwise unpacked anew.
+    private func prepareDirectory(_ name: String, snapshot: Digest?) throws {
+        let data = dataPath(name)
+        let base = try? String(contentsOfFile: statePath(name, "base"), encoding: .utf8)
+        if FileManager.default.fileExists(atPath: data), base == (snapshot?.description ?? "empty") { return }
+        try? FileManager.default.removeItem(atPath: data)
+        try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
+        if let snapshot {
+            let stream = try BlobStream(store: store, digest: snapshot, batchBytes: 1 << 20)
+            var pending: [UInt8] = []
+            var offset = 0
+            let reader = TarReader { buffer in
+                while offset == pending.count {
+                    pending.removeAll(keepingCapacity: true)
+                    offset = 0
+                    guard try stream.next({ pending.append(contentsOf: $0) }) else { return 0 }
+                }
+                let n = min(buffer.count, pending.count - offset)
+                pending.withUnsafeBytes { buffer.baseAddress!.copyMemory(from: $0.baseAddress! + offset, byteCount: n) }
+                offset += n
+                return n
+            }
+            try TarExtractor.extract(reader, into: data)
+        }
+        try Data((snapshot?.description ?? "empty").utf8).write(to: URL(fileURLWithPath: statePath(name, "base")), options: .atomic)
+    }
+
+    /// Archives the data directory (deterministically: the same tree, the same digest) and
+    /// makes it the volume's snapshot, under a lease so GC cannot take it in between.
+    private func recordVersion(_ name: String) throws {
+        let data = dataPath(name)
+        guard FileManager.default.fileExists(atPath: data) else { return }
+        let digest = try store.withLease("volume \(name) version") { _ -> Digest in
+            let session = try store.beginIngest()
+            let result: IngestResult
+            do {
+                try TarWriter.archiveDirectory(data) { try session.append($0) }
+                result = try session.commit(mediaType: "application/x-tar", pin: false)
+            } catch {
+                try? session.abort()
+                throw error
+            }
+            if try store.volume(name).snapshot != result.digest { try store.setVolumeSnapshot(name, result.digest) }
+            return result.digest
+        }
+        try Data(digest.description.utf8).write(to: URL(fileURLWithPath: statePath(name, "base")), options: .atomic)
+    }
+}

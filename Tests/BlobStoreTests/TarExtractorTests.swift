@@ -1,0 +1,74 @@
+import BlobStore
+import Foundation
+import XCTest
+
+final class TarExtractorTests: XCTestCase {
+    private func tar(_ build: (inout TarWriter) throws -> Void) throws -> [UInt8] {
+        let out = UncheckedBox([UInt8]())
+        var writer = TarWriter { out.value.append(contentsOf: $0) }
+        try build(&writer)
+        try writer.finish()
+        return out.value
+    }
+
+    private func extract(_ bytes: [UInt8], into dir: String) throws {
+        var position = 0
+        let reader = TarReader { buffer in
+            let n = min(buffer.count, bytes.count - position)
+            bytes.withUnsafeBytes { buffer.baseAddress!.copyMemory(from: $0.baseAddress! + position, byteCount: n) }
+            position += n
+            return n
+        }
+        try TarExtractor.extract(reader, into: dir)
+    }
+
+    /// Files, directories, symlinks and hard links come out with their content, modes and
+    /// times; what `archiveDirectory` makes of the result is the same archive.
+    func testRoundTrip() throws {
+        let source = try makeTemporaryDirectory(self)
+        var random = TestRandom(seed: 51)
+        try FileManager.default.createDirectory(atPath: source + "/a/b", withIntermediateDirectories: true)
+        try Data(random.bytes(300_000)).write(to: URL(fileURLWithPath: source + "/a/b/file"))
+        try Data("x".utf8).write(to: URL(fileURLWithPath: source + "/top"))
+        chmod(source + "/top", 0o751)
+        try FileManager.default.createSymbolicLink(atPath: source + "/a/link", withDestinationPath: "b/file")
+        link(source + "/a/b/file", source + "/hard")
+        let archive = UncheckedBox([UInt8]())
+        try TarWriter.archiveDirectory(source) { archive.value.append(contentsOf: $0) }
+
+        let target = try makeTemporaryDirectory(self)
+        try extract(archive.value, into: target)
+        XCTAssertEqual(FileManager.default.contents(atPath: target + "/a/b/file"), FileManager.default.contents(atPath: source + "/a/b/file"))
+        XCTAssertEqual(try FileManager.default.destinationOfSymbolicLink(atPath: target + "/a/link"), "b/file")
+        var st = stat(), hard = stat()
+        XCTAssertEqual(stat(target + "/top", &st), 0)
+        XCTAssertEqual(st.st_mode & 0o7777, 0o751)
+        XCTAssertEqual(stat(target + "/hard", &hard), 0)
+        XCTAssertEqual(stat(target + "/a/b/file", &st), 0)
+        XCTAssertEqual(hard.st_ino, st.st_ino, "a hard link, not a copy")
+        let again = UncheckedBox([UInt8]())
+        try TarWriter.archiveDirectory(target) { again.value.append(contentsOf: $0) }
+        XCTAssertEqual(again.value.sha256, archive.value.sha256)
+    }
+
+    /// A member written through a symlink an earlier member made, or a hard link to a file
+    /// outside, is refused; nothing appears outside the directory.
+    func testNothingIsWrittenOutside() throws {
+        let outside = try makeTemporaryDirectory(self)
+        let throughSymlink = try tar { w in
+            try w.writeEntry(TarEntry(path: "escape", kind: .symlink, linkTarget: outside))
+            try w.writeEntry(TarEntry(path: "escape/owned", kind: .regular, size: 4), content: Array("evil".utf8))
+        }
+        let target = try makeTemporaryDirectory(self)
+        XCTAssertThrowsError(try extract(throughSymlink, into: target)) { error in
+            XCTAssertTrue("\(error)".contains("not a directory"), "\(error)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: outside + "/owned"))
+        let hardLinkOut = try tar { w in
+            try w.writeEntry(TarEntry(path: "escape", kind: .symlink, linkTarget: outside))
+            try w.writeEntry(TarEntry(path: "grab", kind: .hardLink, linkTarget: "escape/secret"))
+        }
+        try Data("secret".utf8).write(to: URL(fileURLWithPath: outside + "/secret"))
+        XCTAssertThrowsError(try extract(hardLinkOut, into: try makeTemporaryDirectory(self)))
+    }
+}
