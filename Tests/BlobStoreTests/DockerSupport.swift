@@ -60,16 +60,7 @@ final class DockerEngine: @unchecked Sendable {
 
     /// An image of busybox-static's commands, from `docker import` (no registry needed).
     func importBusybox(as tag: String) throws {
-        let root = directory + "/busybox-root"
-        try FileManager.default.createDirectory(atPath: root + "/bin", withIntermediateDirectories: true)
-        try FileManager.default.copyItem(atPath: "/bin/busybox", toPath: root + "/bin/busybox")
-        for command in ["sh", "ls", "cat", "echo", "head", "mkdir", "sha256sum", "wc"] {
-            try FileManager.default.createSymbolicLink(atPath: root + "/bin/" + command, withDestinationPath: "busybox")
-        }
-        let tar = directory + "/busybox.tar"
-        let made = try runTool("/bin/tar", ["-C", root, "-cf", tar, "."])
-        guard made.status == 0 else { throw RegistryTestError("tar: \(made.stderr)") }
-        try run(["import", tar, tag])
+        try run(["import", try busyboxRootTar(in: directory), tag])
     }
 
     func stop() {
@@ -81,4 +72,19 @@ final class DockerEngine: @unchecked Sendable {
         // Its overlay mounts are gone with it; what is left is plain files.
         _ = try? runTool("/bin/rm", ["-rf", directory], timeout: 120)
     }
+}
+
+/// A tar of a root file system holding busybox-static and links to its common commands:
+/// an image for `docker import` or `podman import`, made without any registry.
+func busyboxRootTar(in directory: String) throws -> String {
+    let root = directory + "/busybox-root"
+    try FileManager.default.createDirectory(atPath: root + "/bin", withIntermediateDirectories: true)
+    try FileManager.default.copyItem(atPath: "/bin/busybox", toPath: root + "/bin/busybox")
+    for command in ["sh", "ls", "cat", "echo", "head", "mkdir", "sha256sum", "wc", "cut", "sleep"] {
+        try FileManager.default.createSymbolicLink(atPath: root + "/bin/" + command, withDestinationPath: "busybox")
+    }
+    let tar = directory + "/busybox.tar"
+    let made = try runTool("/bin/tar", ["-C", root, "-cf", tar, "."])
+    guard made.status == 0 else { throw RegistryTestError("tar: \(made.stderr)") }
+    return tar
 }

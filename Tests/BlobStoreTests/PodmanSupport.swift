@@ -47,15 +47,6 @@ final class PodmanEngine: @unchecked Sendable {
 
     /// An image of busybox-static's commands, from `podman import`.
     func importBusybox(as tag: String) throws {
-        let root = directory + "/busybox-root"
-        try FileManager.default.createDirectory(atPath: root + "/bin", withIntermediateDirectories: true)
-        try FileManager.default.copyItem(atPath: "/bin/busybox", toPath: root + "/bin/busybox")
-        for command in ["sh", "cat", "echo", "sha256sum"] {
-            try FileManager.default.createSymbolicLink(atPath: root + "/bin/" + command, withDestinationPath: "busybox")
-        }
-        let tar = directory + "/busybox.tar"
-        let made = try runTool("/bin/tar", ["-C", root, "-cf", tar, "."])
-        guard made.status == 0 else { throw RegistryTestError("tar: \(made.stderr)") }
-        try run(["import", tar, tag])
+        try run(["import", try busyboxRootTar(in: directory), tag])
     }
 }
