@@ -114,4 +114,41 @@ final class DockerVolumePluginTests: XCTestCase {
         XCTAssertGreaterThan(try stored(before), 2_000_000)
         XCTAssertLessThan(try stored(try runBlobctl(["--store", store, "df", "--json"])), 100_000)
     }
+
+    /// Anonymous volumes (`-v /data` with the driver): created for the container, removed
+    /// with it by `--rm`, and their bytes freed by gc.
+    func testAnonymousVolumesAreFreed() throws {
+        let docker = try DockerEngine(self)
+        try docker.importBusybox(as: "base:1")
+        let store = try makeTemporaryDirectory(self) + "/store"
+        let plugin = try PluginProcess(self, store: store)
+        try docker.run(["run", "--rm", "--network", "none", "--volume-driver", plugin.driver, "-v", "/scratch", "base:1",
+                        "sh", "-c", "head -c 3000000 /dev/urandom > /scratch/blob"])
+        XCTAssertTrue(try volumes(store).isEmpty, "docker run --rm removed the anonymous volume")
+        XCTAssertEqual(try runBlobctl(["--store", store, "gc"]).status, 0)
+        let df = try runBlobctl(["--store", store, "df", "--json"])
+        let stored = try XCTUnwrap((try JSONSerialization.jsonObject(with: Data(df.stdout.utf8)) as? [String: Any])?["storedBytes"] as? Int)
+        XCTAssertLessThan(stored, 100_000, "its 3 MB were freed")
+    }
+
+    /// Podman uses the same plugin (`[engine.volume_plugins]` in containers.conf) and sees
+    /// what Docker wrote into the volume, and Docker what podman wrote.
+    func testPodmanSharesTheVolumesWithDocker() throws {
+        let store = try makeTemporaryDirectory(self) + "/store"
+        let plugin = try PluginProcess(self, store: store)
+        let docker = try DockerEngine(self)
+        try docker.importBusybox(as: "base:1")
+        try docker.run(["volume", "create", "-d", plugin.driver, "shared"])
+        try docker.run(["run", "--rm", "--network", "none", "-v", "shared:/data", "base:1", "sh", "-c", "echo from docker > /data/note"])
+        let podman = try PodmanEngine(self, volumePlugins: [plugin.driver: plugin.socket])
+        try podman.importBusybox(as: "localhost/base:1")
+        // Podman keeps its own list of volumes: it adopts the existing one by creating it
+        // with the driver (the plugin's Create is idempotent).
+        try podman.run(["volume", "create", "--driver", plugin.driver, "shared"])
+        XCTAssertTrue(try podman.run(["volume", "ls", "--format", "{{.Name}} {{.Driver}}"]).contains("shared \(plugin.driver)"))
+        XCTAssertEqual(try podman.run(["run", "--rm", "-v", "shared:/data", "localhost/base:1", "sh", "-c", "cat /data/note; echo from podman >> /data/note"]),
+                       "from docker\n")
+        XCTAssertEqual(try docker.run(["run", "--rm", "--network", "none", "-v", "shared:/data", "base:1", "cat", "/data/note"]),
+                       "from docker\nfrom podman\n")
+    }
 }

@@ -9,20 +9,23 @@ final class PodmanEngine: @unchecked Sendable {
     let directory: String
     private let podmanPath: String
 
-    init(_ test: XCTestCase, file: StaticString = #filePath, line: UInt = #line) throws {
+    /// `volumePlugins`: driver name → socket, for `[engine.volume_plugins]`.
+    init(_ test: XCTestCase, volumePlugins: [String: String] = [:], file: StaticString = #filePath, line: UInt = #line) throws {
         podmanPath = try requireTool("podman", file: file, line: line)
         // A short path: podman refuses a run root longer than 50 characters.
         directory = "/tmp/bs-podman-" + String(UUID().uuidString.prefix(8))
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         try Data("{}".utf8).write(to: URL(fileURLWithPath: directory + "/auth.json")) // no credentials
-        try Data("""
+        try Data(("""
             [containers]
             default_ulimits = []
             netns = "none"
             [engine]
             cgroup_manager = "cgroupfs"
             events_logger = "file"
-            """.utf8).write(to: URL(fileURLWithPath: directory + "/containers.conf"))
+            [engine.volume_plugins]
+            """ + volumePlugins.map { "\n\($0.key) = \"\($0.value)\"" }.joined() + "\n")
+            .utf8).write(to: URL(fileURLWithPath: directory + "/containers.conf"))
         // Podman's overlay mounts and storage go first, then the folder.
         test.addTeardownBlock { [self] in
             _ = try? podman(["system", "reset", "--force"], timeout: 120)
