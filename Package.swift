@@ -53,7 +53,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .target(name: "BlobVolumes", dependencies: ["BlobStore"]),
+        .target(name: "BlobVolumes", dependencies: ["BlobStore", .product(name: "Logging", package: "swift-log")]),
         .target(
             name: "DockerVolumePlugin",
             dependencies: [
@@ -76,7 +76,7 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "blobbench", dependencies: ["BlobStore", "GC", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .testTarget(name: "BlobStoreTests", dependencies: ["BlobStore", "GC", "blobctl"]),
+        .testTarget(name: "BlobStoreTests", dependencies: ["BlobStore", "GC", "BlobVolumes", "blobctl"]),
     ],
     swiftLanguageModes: [.v6]
 )

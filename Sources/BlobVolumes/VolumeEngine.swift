@@ -1,5 +1,6 @@
 import BlobStore
 import Foundation
+import Logging
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -12,17 +13,42 @@ import Glibc
 /// from the current snapshot unless the directory is already that snapshot; engines mount
 /// once per container, with an ID each, so mounts are counted by ID. When the last ID
 /// unmounts, the directory is archived and becomes the volume's next snapshot: a new
-/// version costs only the chunks that changed. The mount IDs and the snapshot a directory
-/// holds live in files beside it, so a restarted process picks up where the last one was.
+/// version costs only the chunks that changed. That happens in the background, so an
+/// unmount answers at once (engines wait on it); a mount of the same volume waits for it.
+/// The mount IDs, the snapshot a directory holds and a "dirty" mark (a version not yet
+/// recorded) live in files beside it, so a restarted process picks up where the last one
+/// was: it records what a crash left unrecorded.
 public final class VolumeEngine: @unchecked Sendable {
     public let store: Store
     let workRoot: String
     private let lock = NSLock()
+    /// Versions being recorded in the background, by volume.
+    private var recordings: [String: DispatchGroup] = [:]
+    private let recorder = DispatchQueue(label: "blobstore.volumes.record", attributes: .concurrent)
 
     public init(store: Store) throws {
         self.store = store
         workRoot = store.root + "/volume-work"
         try FileManager.default.createDirectory(atPath: workRoot, withIntermediateDirectories: true)
+        // What a crash left: unmounted directories whose last version was never recorded.
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: workRoot)) ?? [] {
+            if FileManager.default.fileExists(atPath: statePath(name, "dirty")), (try? mountIDs(name))?.isEmpty ?? false {
+                lock.lock()
+                scheduleRecording(name)
+                lock.unlock()
+            }
+        }
+    }
+
+    /// Waits until no version of any volume is being recorded (tests, shutdown).
+    public func waitForRecordings() {
+        while true {
+            lock.lock()
+            let pending = Array(recordings.values)
+            lock.unlock()
+            if pending.isEmpty { return }
+            for group in pending { group.wait() }
+        }
     }
 
     public struct Volume: Sendable, Equatable {
@@ -60,7 +86,7 @@ public final class VolumeEngine: @unchecked Sendable {
 
     /// A writable directory with the volume's content, for mount `id`.
     public func mount(_ name: String, id: String) throws -> String {
-        try locked {
+        try lockedAfterRecording(name) {
             let info = try store.volume(name)
             var ids = try mountIDs(name)
             if ids.isEmpty {
@@ -80,14 +106,18 @@ public final class VolumeEngine: @unchecked Sendable {
                 throw BlobStoreError(.notFound, "volume \(name) has no mount \(id)")
             }
             ids.remove(at: index)
-            if ids.isEmpty { try recordVersion(name) }
+            if ids.isEmpty {
+                // Marked before it is scheduled: a crash from here on is recorded at restart.
+                try Data().write(to: URL(fileURLWithPath: statePath(name, "dirty")), options: .atomic)
+            }
             try writeLines(ids, to: statePath(name, "mounts"))
+            if ids.isEmpty { scheduleRecording(name) }
         }
     }
 
     /// Removes a volume that is not mounted; its bytes go at the next `gc`.
     public func remove(_ name: String) throws {
-        try locked {
+        try lockedAfterRecording(name) {
             let ids = try mountIDs(name)
             guard ids.isEmpty else {
                 throw BlobStoreError(.invalidArgument, "volume \(name) is mounted (\(ids.count) mount(s)); unmount it first")
@@ -103,6 +133,37 @@ public final class VolumeEngine: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         return try work()
+    }
+
+    /// Under the lock, once no version of `name` is being recorded.
+    private func lockedAfterRecording<T>(_ name: String, _ work: () throws -> T) throws -> T {
+        while true {
+            lock.lock()
+            guard let pending = recordings[name] else { break }
+            lock.unlock()
+            pending.wait()
+        }
+        defer { lock.unlock() }
+        return try work()
+    }
+
+    /// Starts recording `name`'s directory as its next version; called with the lock held.
+    private func scheduleRecording(_ name: String) {
+        guard recordings[name] == nil else { return }
+        let group = DispatchGroup()
+        recordings[name] = group
+        recorder.async(group: group) { [self] in
+            do {
+                try recordVersion(name)
+                unlink(statePath(name, "dirty"))
+            } catch {
+                // Still marked dirty: the next unmount or restart tries again.
+                store.logger.error("recording a version of volume \(name) failed: \(error)")
+            }
+            lock.lock()
+            recordings[name] = nil
+            lock.unlock()
+        }
     }
 
     func dataPath(_ name: String) -> String { workRoot + "/" + name + "/data" }

@@ -77,9 +77,13 @@ final class DockerVolumePluginTests: XCTestCase {
         XCTAssertEqual(try docker.run(["volume", "create", "-d", d, "data"]), "data\n")
         XCTAssertEqual(try sh("data", "echo hello > /data/greeting && mkdir -p /data/sub && head -c 2000000 /dev/urandom > /data/sub/blob && sha256sum /data/sub/blob | cut -c1-64"), try sh("data", "sha256sum /data/sub/blob | cut -c1-64"))
         XCTAssertEqual(try sh("data", "cat /data/greeting"), "hello\n")
-        // The last unmount recorded the content as the volume's snapshot in the store.
-        let recorded = try XCTUnwrap(try volumes(store).first { $0["name"] as? String == "data" })
-        XCTAssertNotNil(recorded["snapshot"] as? String, "\(recorded)")
+        // The last unmount records the content as the volume's snapshot, in the background:
+        // it shows up in the store within moments.
+        let deadline = Date().addingTimeInterval(30)
+        while try volumes(store).first(where: { $0["name"] as? String == "data" })?["snapshot"] as? String == nil {
+            guard Date() < deadline else { return XCTFail("no snapshot was recorded:\n\(plugin.logText)") }
+            usleep(100_000)
+        }
         let export = try runBlobctl(["--store", store, "volume", "export", "data", "-o", store + ".tar"])
         XCTAssertEqual(export.status, 0, export.stderr)
         let listing = try runTool("/bin/tar", ["-tf", store + ".tar"])

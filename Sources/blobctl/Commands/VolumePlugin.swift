@@ -26,7 +26,9 @@ struct VolumePlugin: AsyncParsableCommand {
         let socket = self.socket
         let server = VolumePluginServer(engine: try VolumeEngine(store: s), socketPath: socket, logger: logger)
         let announce = logger
+        let engine = server.engine
         try await server.run { announce.info("volume plugin listening", metadata: ["socket": "\(socket)"]) }
+        engine.waitForRecordings() // versions of the last unmounts, before the store closes
         try? s.close()
     }
 }
