@@ -210,6 +210,7 @@ public final class VolumeEngine: @unchecked Sendable {
             try TarExtractor.extract(reader, into: data)
         }
         try Data((snapshot?.description ?? "empty").utf8).write(to: URL(fileURLWithPath: statePath(name, "base")), options: .atomic)
+        try Data(try TreeSignature.of(data).utf8).write(to: URL(fileURLWithPath: statePath(name, "signature")), options: .atomic)
     }
 
     /// Archives the data directory (deterministically: the same tree, the same digest) and
@@ -217,6 +218,13 @@ public final class VolumeEngine: @unchecked Sendable {
     private func recordVersion(_ name: String) throws {
         let data = dataPath(name)
         guard FileManager.default.fileExists(atPath: data) else { return }
+        // Nothing changed since the last version (a container that only read): no new one.
+        let signature = try TreeSignature.of(data)
+        if let base = try? String(contentsOfFile: statePath(name, "base"), encoding: .utf8),
+           base == (try store.volume(name).snapshot?.description ?? "empty"),
+           (try? String(contentsOfFile: statePath(name, "signature"), encoding: .utf8)) == signature {
+            return
+        }
         let digest = try store.withLease("volume \(name) version") { _ -> Digest in
             let session = try store.beginIngest()
             let result: IngestResult
@@ -231,5 +239,6 @@ public final class VolumeEngine: @unchecked Sendable {
             return result.digest
         }
         try Data(digest.description.utf8).write(to: URL(fileURLWithPath: statePath(name, "base")), options: .atomic)
+        try Data(signature.utf8).write(to: URL(fileURLWithPath: statePath(name, "signature")), options: .atomic)
     }
 }

@@ -36,6 +36,19 @@ final class VolumeEngineTests: XCTestCase {
         engine.waitForRecordings()
         XCTAssertTrue(try snapshotListing(store, "v").contains { $0.hasSuffix("one") })
         XCTAssertThrowsError(try engine.unmount("v", id: "b"), "an unknown mount ID is an error")
+
+        // A container that only reads makes no new version; any write does.
+        let recorded = try store.volume("v").snapshot
+        _ = try engine.mount("v", id: "c")
+        _ = FileManager.default.contents(atPath: path + "/one")
+        try engine.unmount("v", id: "c")
+        engine.waitForRecordings()
+        XCTAssertEqual(try store.volume("v").snapshot, recorded)
+        _ = try engine.mount("v", id: "d")
+        chmod(path + "/one", 0o600)
+        try engine.unmount("v", id: "d")
+        engine.waitForRecordings()
+        XCTAssertNotEqual(try store.volume("v").snapshot, recorded, "a chmod is a change")
         XCTAssertThrowsError(try engine.create("w", options: ["size": "1G"])) { error in
             XCTAssertTrue("\(error)".contains("unknown volume option"), "\(error)")
         }
