@@ -63,7 +63,7 @@ DRIVER=$SCRIPT_DIR/registry-abuse.py
 
 log() { printf '[abuse] %s\n' "$*" >&2; }
 die() { printf '[abuse] ERROR: %s\n' "$*" >&2; exit 1; }
-. "$SCRIPT_DIR/lib.sh" # ensure, scratch_parent
+. "$SCRIPT_DIR/lib.sh" # ensure, scratch_parent, stop_pid, free_port, wait_ready, registry_config, stop_server
 want() { [[ ",$SERVERS," == *",$1,"* ]]; }
 want_phase() { [[ ",$PHASES," == *",$1,"* ]]; }
 
@@ -96,14 +96,6 @@ ulimit -Sn "$nofile" || die "cannot raise ulimit -n to $nofile"
 PARENT=$(scratch_parent)
 W=$(mktemp -d "$PARENT/abuse-bench.XXXXXX")
 SERVER_PIDS=()
-stop_pid() { # stop_pid PID : SIGTERM, then SIGKILL after 15 s
-  local pid=$1 i
-  kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for i in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  if kill -0 "$pid" 2>/dev/null; then log "pid $pid ignored SIGTERM; killing it"; kill -KILL "$pid" 2>/dev/null || true; fi
-  wait "$pid" 2>/dev/null || true
-}
 cleanup() {
   local rc=$? p
   for p in "${SERVER_PIDS[@]}"; do stop_pid "$p"; done
@@ -134,17 +126,6 @@ proc_cpu_ticks() { # utime+stime of PID (fields 14, 15; the comm field may hold 
 proc_hwm_kib() { awk '/^VmHWM:/{print $2; exit}' "/proc/$1/status" 2>/dev/null || echo 0; }
 proc_rss_kib() { awk '/^VmRSS:/{print $2; exit}' "/proc/$1/status" 2>/dev/null || echo 0; }
 reset_hwm() { echo 5 > "/proc/$1/clear_refs" 2>/dev/null || true; }
-free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
-wait_ready() { # wait_ready PORT PID LOG
-  local i code
-  for i in $(seq 1 300); do
-    kill -0 "$2" 2>/dev/null || { tail -n 20 "$3" >&2; die "server (pid $2) exited during start-up"; }
-    code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1/v2/" 2>/dev/null || true)
-    [ "$code" = 200 ] && return 0
-    sleep 0.1
-  done
-  tail -n 20 "$3" >&2; die "server on port $1 not ready after 30 s"
-}
 
 SRV_PID=; SRV_PORT=; SRV_STARTS=0
 start_server() { # start_server SERVER : sets SRV_PID SRV_PORT; a fresh data dir each time
@@ -159,42 +140,13 @@ start_server() { # start_server SERVER : sets SRV_PID SRV_PORT; a fresh data dir
       SRV_PID=$! ;;
     registry)
       mkdir -p "$dir/data"
-      cat > "$dir/config.yml" <<EOF
-version: 0.1
-log:
-  level: info
-  fields:
-    service: registry
-storage:
-  cache:
-    blobdescriptor: inmemory
-  filesystem:
-    rootdirectory: $dir/data
-  delete:
-    enabled: true
-  maintenance:
-    uploadpurging:
-      enabled: false
-http:
-  addr: 127.0.0.1:$SRV_PORT
-  headers:
-    X-Content-Type-Options: [nosniff]
-health:
-  storagedriver:
-    enabled: false
-EOF
+      registry_config "$dir/data" "$SRV_PORT" > "$dir/config.yml"
       "$REGISTRY_BIN" serve "$dir/config.yml" > "$logf" 2>&1 &
       SRV_PID=$! ;;
   esac
   SERVER_PIDS+=("$SRV_PID")
   wait_ready "$SRV_PORT" "$SRV_PID" "$logf"
   log "$srv: server pid $SRV_PID on 127.0.0.1:$SRV_PORT, log $logf"
-}
-stop_server() {
-  [ -n "$SRV_PID" ] || return 0
-  stop_pid "$SRV_PID"
-  local keep=() p; for p in "${SERVER_PIDS[@]}"; do [ "$p" = "$SRV_PID" ] || keep+=("$p"); done
-  SERVER_PIDS=("${keep[@]}"); SRV_PID=
 }
 
 # ------------------------------------------------------------- measurement ---

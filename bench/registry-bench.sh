@@ -90,7 +90,7 @@ ALL_FILES=("${V1_FILES[@]}" "${V2_FILES[@]}")
 
 log() { printf '[rbench] %s\n' "$*" >&2; }
 die() { printf '[rbench] ERROR: %s\n' "$*" >&2; exit 1; }
-. "$SCRIPT_DIR/lib.sh" # scratch_parent
+. "$SCRIPT_DIR/lib.sh" # scratch_parent, stop_pid, free_port, wait_ready, registry_config, stop_server
 want() { [[ ",$CONFIGS," == *",$1,"* ]]; }
 want_any() { local c; for c in "$@"; do want "$c" && return 0; done; return 1; }
 
@@ -162,14 +162,6 @@ PARENT=$(scratch_parent)
 W=$(mktemp -d "$PARENT/registry-bench.XXXXXX")
 SERVER_PIDS=()
 DOCKERD_PID=; DOCKER_DIR=
-stop_pid() { # stop_pid PID : SIGTERM, then SIGKILL after 15 s
-  local pid=$1 i
-  kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for i in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  if kill -0 "$pid" 2>/dev/null; then log "pid $pid ignored SIGTERM; killing it"; kill -KILL "$pid" 2>/dev/null || true; fi
-  wait "$pid" 2>/dev/null || true
-}
 stop_dockerd() { # SIGTERM the private dockerd, wait for it, remove its dir
   [ -n "$DOCKERD_PID" ] && stop_pid "$DOCKERD_PID"
   DOCKERD_PID=
@@ -321,17 +313,6 @@ proc_rss_split() { # "anon_kib file_kib" resident now (file = mmapped files such
   awk '/^RssAnon:/{a=$2} /^RssFile:/{f=$2} END{printf "%d %d", a, f}' "/proc/$1/status" 2>/dev/null || echo "0 0"
 }
 reset_hwm() { echo 5 > "/proc/$1/clear_refs" 2>/dev/null || true; }
-free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
-wait_ready() { # wait_ready PORT PID LOG
-  local i code
-  for i in $(seq 1 300); do
-    kill -0 "$2" 2>/dev/null || { tail -n 20 "$3" >&2; die "server (pid $2) exited during start-up"; }
-    code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1/v2/" 2>/dev/null || true)
-    [ "$code" = 200 ] && return 0
-    sleep 0.1
-  done
-  tail -n 20 "$3" >&2; die "server on port $1 not ready after 30 s"
-}
 
 SRV_PID=; SRV_PORT=; SRV_DATA=; SRV_KIND=
 CLIENT_DAEMON_PID=   # dockerd during the docker configurations: its CPU and peak RSS are the client's
@@ -347,42 +328,13 @@ start_server() { # start_server CONFIG : sets SRV_PID SRV_PORT SRV_DATA SRV_KIND
       SRV_PID=$! ;;
     registry*)
       SRV_KIND=registry; SRV_DATA=$dir/data; mkdir -p "$SRV_DATA"
-      cat > "$dir/config.yml" <<EOF
-version: 0.1
-log:
-  level: info
-  fields:
-    service: registry
-storage:
-  cache:
-    blobdescriptor: inmemory
-  filesystem:
-    rootdirectory: $SRV_DATA
-  delete:
-    enabled: true
-  maintenance:
-    uploadpurging:
-      enabled: false
-http:
-  addr: 127.0.0.1:$SRV_PORT
-  headers:
-    X-Content-Type-Options: [nosniff]
-health:
-  storagedriver:
-    enabled: false
-EOF
+      registry_config "$SRV_DATA" "$SRV_PORT" > "$dir/config.yml"
       "$REGISTRY_BIN" serve "$dir/config.yml" > "$dir/server.log" 2>&1 &
       SRV_PID=$! ;;
   esac
   SERVER_PIDS+=("$SRV_PID")
   wait_ready "$SRV_PORT" "$SRV_PID" "$dir/server.log"
   log "$cfg: server pid $SRV_PID on 127.0.0.1:$SRV_PORT, data $SRV_DATA"
-}
-stop_server() {
-  [ -n "$SRV_PID" ] || return 0
-  stop_pid "$SRV_PID"
-  local keep=() p; for p in "${SERVER_PIDS[@]}"; do [ "$p" = "$SRV_PID" ] || keep+=("$p"); done
-  SERVER_PIDS=("${keep[@]}"); SRV_PID=
 }
 
 # ------------------------------------------------------------- measurement ---

@@ -67,7 +67,7 @@ PLUGIN_LOG=${PLUGIN_LOG:-/tmp/volume-bench-plugin.log}
 
 log() { printf '[vbench] %s\n' "$*" >&2; }
 die() { printf '[vbench] ERROR: %s\n' "$*" >&2; exit 1; }
-. "$SCRIPT_DIR/lib.sh" # ensure, scratch_parent
+. "$SCRIPT_DIR/lib.sh" # ensure, scratch_parent, stop_pid
 
 [[ "$SIZE_MIB" =~ ^[1-9][0-9]*$ ]] || die "SIZE_MIB must be a positive integer"
 [[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive integer"
@@ -104,25 +104,16 @@ VOL_L=vbench-local; VOL_B=vbench-blob
 RES=$W/results.tsv; : > "$RES"   # driver step value
 rec() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >> "$RES"; }
 
-stop_pid() { # stop_pid PID : SIGTERM, wait (SIGKILL after 30 s)
-  local pid=$1 i
-  [ -n "$pid" ] || return 0
-  kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for i in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  if kill -0 "$pid" 2>/dev/null; then log "pid $pid ignored SIGTERM; killing it"; kill -KILL "$pid" 2>/dev/null || true; fi
-  wait "$pid" 2>/dev/null || true
-}
 cleanup() {
   local rc=$?
-  stop_pid "$DOCKERD_PID"
+  stop_pid "$DOCKERD_PID" 30
   if [ -d "$D" ]; then
     awk -v d="$D/" 'index($2, d) == 1 {print $2}' /proc/mounts | sort -r | while read -r m; do
       umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
     done
     rm -rf "$D" 2>/dev/null || log "could not remove $D completely"
   fi
-  stop_pid "$PLUGIN_PID"
+  stop_pid "$PLUGIN_PID" 30
   rm -f "$SOCK"
   if [ "$KEEP" = 1 ]; then log "kept scratch dir $W"; else rm -rf "$W"; fi
   exit $rc
@@ -261,8 +252,8 @@ if cmp -s "$W/export/blob" "$BWORK/data/blob"; then rec blobstore snapshot_match
 rm -rf "$W/export"
 
 docker volume rm "$VOL_L" "$VOL_B" >/dev/null || log "could not remove the volumes"
-stop_pid "$DOCKERD_PID"; DOCKERD_PID=
-stop_pid "$PLUGIN_PID"; PLUGIN_PID=
+stop_pid "$DOCKERD_PID" 30; DOCKERD_PID=
+stop_pid "$PLUGIN_PID" 30; PLUGIN_PID=
 rec docker log_errors "$(grep -c 'level=error' "$D/dockerd.log" || true)"
 
 # ------------------------------------------------------------------ report ---

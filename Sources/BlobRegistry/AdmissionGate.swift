@@ -13,9 +13,6 @@ final class AdmissionGate: @unchecked Sendable {
 
     init(limit: Int) { self.limit = max(1, limit) }
 
-    /// How many are inside now.
-    var count: Int { lock.lock(); defer { lock.unlock() }; return inside }
-
     func tryEnter() -> Bool {
         lock.lock()
         defer { lock.unlock() }

@@ -193,21 +193,8 @@ public final class VolumeEngine: @unchecked Sendable {
         try? FileManager.default.removeItem(atPath: data)
         try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
         if let snapshot {
-            let stream = try BlobStream(store: store, digest: snapshot, batchBytes: 1 << 20)
-            var pending: [UInt8] = []
-            var offset = 0
-            let reader = TarReader { buffer in
-                while offset == pending.count {
-                    pending.removeAll(keepingCapacity: true)
-                    offset = 0
-                    guard try stream.next({ pending.append(contentsOf: $0) }) else { return 0 }
-                }
-                let n = min(buffer.count, pending.count - offset)
-                pending.withUnsafeBytes { buffer.baseAddress!.copyMemory(from: $0.baseAddress! + offset, byteCount: n) }
-                offset += n
-                return n
-            }
-            try TarExtractor.extract(reader, into: data)
+            let source = try BlobByteSource(store: store, digest: snapshot)
+            try TarExtractor.extract(TarReader { try source.read(into: $0) }, into: data)
         }
         try Data((snapshot?.description ?? "empty").utf8).write(to: URL(fileURLWithPath: statePath(name, "base")), options: .atomic)
         try Data(try TreeSignature.of(data).utf8).write(to: URL(fileURLWithPath: statePath(name, "signature")), options: .atomic)

@@ -12,14 +12,7 @@ final class TarExtractorTests: XCTestCase {
     }
 
     private func extract(_ bytes: [UInt8], into dir: String) throws {
-        var position = 0
-        let reader = TarReader { buffer in
-            let n = min(buffer.count, bytes.count - position)
-            bytes.withUnsafeBytes { buffer.baseAddress!.copyMemory(from: $0.baseAddress! + position, byteCount: n) }
-            position += n
-            return n
-        }
-        try TarExtractor.extract(reader, into: dir)
+        try TarExtractor.extract(tarReader(bytes), into: dir)
     }
 
     /// Files, directories, symlinks and hard links come out with their content, modes and

@@ -67,6 +67,17 @@ extension Array where Element == UInt8 {
 }
 
 /// The built `blobctl` binary, next to the test bundle.
+/// A tar reader over bytes in memory.
+func tarReader(_ bytes: [UInt8]) -> TarReader {
+    var position = 0
+    return TarReader { buffer in
+        let n = min(buffer.count, bytes.count - position)
+        bytes.withUnsafeBytes { buffer.baseAddress!.copyMemory(from: $0.baseAddress! + position, byteCount: n) }
+        position += n
+        return n
+    }
+}
+
 func blobctlPath() throws -> String {
     var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
     for _ in 0..<4 {

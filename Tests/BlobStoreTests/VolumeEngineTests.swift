@@ -7,14 +7,7 @@ import XCTest
 final class VolumeEngineTests: XCTestCase {
     private func snapshotListing(_ store: Store, _ name: String) throws -> [String] {
         let snapshot = try XCTUnwrap(try store.volume(name).snapshot)
-        let bytes = try store.readAll(snapshot)
-        var position = 0
-        let reader = TarReader { buffer in
-            let n = min(buffer.count, bytes.count - position)
-            bytes.withUnsafeBytes { buffer.baseAddress!.copyMemory(from: $0.baseAddress! + position, byteCount: n) }
-            position += n
-            return n
-        }
+        let reader = tarReader(try store.readAll(snapshot))
         var paths: [String] = []
         while let entry = try reader.next() { paths.append(entry.path) }
         return paths

@@ -1,7 +1,7 @@
 /// Reads a blob front to back in windows, for consumers that pull bytes (a tar reader, a
 /// decompressor): each window is one ranged read of the store, so its chunks are fetched
 /// and decompressed in parallel.
-final class BlobByteSource {
+public final class BlobByteSource {
     let store: Store
     let digest: Digest
     let size: UInt64
@@ -10,14 +10,14 @@ final class BlobByteSource {
     private var position: UInt64 = 0
     static let windowSize: UInt64 = 8 << 20
 
-    init(store: Store, digest: Digest) throws {
+    public init(store: Store, digest: Digest) throws {
         self.store = store
         self.digest = digest
         size = try store.stat(digest).size
     }
 
     /// Fills `buffer` with the next bytes; 0 at the end.
-    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+    public func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         if position >= size { return 0 }
         if position >= windowStart + UInt64(window.count) {
             windowStart = position

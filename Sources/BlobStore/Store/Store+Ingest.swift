@@ -36,10 +36,6 @@ extension Store {
 
     /// How many resumable ingests whose reference starts with `prefix` are open, counted up
     /// to `limit` (the scan stops there: a cap check costs at most `limit` keys).
-    public func openIngests(prefix: String, upTo limit: Int) throws -> Int {
-        try index.read { txn in try Store.countIngests(txn, prefix: prefix, upTo: limit) }
-    }
-
     static func countIngests(_ txn: borrowing LMDBTransaction, prefix: String, upTo limit: Int) throws -> Int {
         let start = Array(prefix.utf8)
         var count = 0
