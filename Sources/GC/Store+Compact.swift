@@ -64,7 +64,27 @@ extension Store {
         // 3. Switch the index to the copies, where it still points at the originals.
         var moved = 0
         var bytesMoved: UInt64 = 0
-        let switched = try index.write { txn throws -> Bool in
+        let switched: Bool
+        do {
+            switched = try compactionSwitch(id: id, live: live, newLocations: newLocations, moved: &moved, bytesMoved: &bytesMoved)
+        } catch let shortfall as CompactionShortfall {
+            // The copies stay behind as dead bytes, as after a crash before the switch.
+            logger.warning("pack not compacted: its scan found another number of live chunks than the index counts in it; run `blobctl fsck --repair`",
+                           metadata: ["pack": "\(PackFormat.fileName(for: id))", "found": "\(shortfall.found)", "accounted": "\(shortfall.accounted)"])
+            return nil
+        }
+        if !switched { return nil }
+        // 4. Nothing points into the old pack any more.
+        try packs.remove(pack: id)
+        withExtendedLifetime(claim) {}
+        return CompactionResult(pack: id, chunksMoved: moved, bytesMoved: bytesMoved, bytesReclaimed: size > bytesMoved ? size - bytesMoved : 0)
+    }
+
+    /// Step 3 of `compact`: in one transaction, points every chunk found live in pack `id`
+    /// at its copy; false when a live lease lists the pack (nothing switched).
+    private func compactionSwitch(id: UInt64, live: [(offset: UInt64, record: PendingRecord, at: Int)], newLocations: [ChunkLocation],
+                                  moved: inout Int, bytesMoved: inout UInt64) throws -> Bool {
+        try index.write { txn throws -> Bool in
             var stats: [UInt64: PackStats] = [:]
             // A lease judged dead here is ended here, so its holder cannot commit later.
             let listed = try endDeadLeases(txn).contains { $0.packs.contains(id) }
@@ -85,15 +105,22 @@ extension Store {
                     stats[location.packID] = n
                 }
             }
+            if !listed {
+                // Every chunk the index counts in this pack must have been found and moved;
+                // one the scan missed would be lost with the file. Refuse instead.
+                let accounted = try Store.packStats(txn, id).liveChunks
+                if UInt64(moved) != accounted { throw CompactionShortfall(found: moved, accounted: accounted) }
+            }
             for (p, s) in stats where p != id { try Store.setPackStats(txn, p, s) }
             if listed { return false }
             try txn.delete("packs", id.bigEndianKey)
             return true
         }
-        if !switched { return nil }
-        // 4. Nothing points into the old pack any more.
-        try packs.remove(pack: id)
-        withExtendedLifetime(claim) {}
-        return CompactionResult(pack: id, chunksMoved: moved, bytesMoved: bytesMoved, bytesReclaimed: size > bytesMoved ? size - bytesMoved : 0)
     }
+}
+
+/// Compaction found another number of live records in a pack than the index counts there.
+struct CompactionShortfall: Error {
+    var found: Int
+    var accounted: UInt64
 }

@@ -125,4 +125,72 @@ final class CompactionTests: XCTestCase {
         XCTAssertFalse(packsBefore.isSubset(of: Set(try store.allPackStats().keys)), "compaction replaced packs")
         for data in keep + [big] { XCTAssertEqual(try store.readAll(data.sha256, verify: true), data) }
     }
+    /// A writer killed mid-append leaves a torn record at a pack's end; the next process
+    /// adopts that pack and appends after it. Compaction of the pack must move the records
+    /// appended after the torn one, not drop them with the pack (seen in the crash-and-race
+    /// harness as a blob's first chunk lost with its pack).
+    func testCompactionKeepsRecordsAppendedAfterATornTail() throws {
+        let dir = try makeTemporaryDirectory(self)
+        let root = dir + "/s"
+        var random = TestRandom(seed: 4600)
+        let doomed = random.bytes(300_000), survivor = random.bytes(20_000)
+        var store = try Store.create(at: root, config: StoreConfig(packSizeLimit: 2 << 20))
+        _ = try store.put(doomed)
+        try store.close()
+        let packs = try store.allPackStats().keys
+        XCTAssertEqual(packs.count, 1)
+        let pack = packs.first!
+        // What reached the disk of a record that was to carry 10,000 bytes.
+        var header = [UInt8](repeating: 0, count: PackFormat.recordHeaderSize)
+        header.withUnsafeMutableBytes {
+            PackFormat.writeRecordHeader(into: $0.baseAddress!, key: Array("torn".utf8).sha256, flags: [], rawSize: 10_000,
+                                         storedSize: 10_000, checksum: 1)
+        }
+        let file = try XCTUnwrap(Foundation.FileHandle(forWritingAtPath: root + "/packs/" + PackFormat.fileName(for: pack)))
+        file.seekToEndOfFile()
+        file.write(Data(header + random.bytes(2_000)))
+        file.closeFile()
+
+        store = try Store.open(at: root)
+        _ = try store.put(survivor) // adopts the pack: its record lands inside the torn one's promised length
+        XCTAssertEqual(try store.allPackStats().keys.count, 1, "the survivor went into the adopted pack")
+        _ = try store.remove(doomed.sha256)
+        try store.close()
+
+        store = try Store.open(at: root)
+        _ = try GarbageCollector(store: store, compactionThreshold: 0.1).collect()
+        XCTAssertEqual(try store.readAll(survivor.sha256, verify: true), survivor)
+        XCTAssertTrue(try StoreChecker(store: store).check().isHealthy)
+        try assertCountsConsistent(store)
+    }
+
+    /// A pack holding a live record whose bytes went bad is not compacted: its scan cannot
+    /// account for every chunk the index counts in it, and unlinking it would turn one
+    /// damaged chunk into a missing pack (and take any salvageable bytes with it).
+    func testCompactionLeavesAPackWithAnUnreadableLiveRecord() throws {
+        let dir = try makeTemporaryDirectory(self)
+        let root = dir + "/s"
+        var random = TestRandom(seed: 4700)
+        let dead = random.bytes(300_000), live = random.bytes(20_000)
+        var store = try Store.create(at: root, config: StoreConfig(packSizeLimit: 2 << 20))
+        _ = try store.put(dead)
+        _ = try store.put(live)
+        _ = try store.remove(dead.sha256)
+        try store.close() // so the pack is no longer this process's to append to
+        store = try Store.open(at: root)
+        let pack = try XCTUnwrap(try store.allPackStats().keys.first)
+        let path = root + "/packs/" + PackFormat.fileName(for: pack)
+        let size = try XCTUnwrap(try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int)
+        let file = try XCTUnwrap(Foundation.FileHandle(forUpdatingAtPath: path))
+        file.seek(toFileOffset: UInt64(size - 100)) // inside the live blob's payload
+        let byte = try XCTUnwrap(file.readData(ofLength: 1).first)
+        file.seek(toFileOffset: UInt64(size - 100))
+        file.write(Data([~byte]))
+        file.closeFile()
+
+        let report = try GarbageCollector(store: store, compactionThreshold: 0.1).collect()
+        XCTAssertEqual(report.packsCompacted, 0)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: path), "the pack is still there for fsck to report")
+        XCTAssertFalse(try StoreChecker(store: store).check().corrupt.isEmpty)
+    }
 }

@@ -4,6 +4,7 @@
 /// still live), `fsck` (every record's checksums) and rebuilding the index. A stretch that
 /// does not parse — a torn tail left by a killed writer, a damaged header — is skipped by
 /// looking for the next offset where a record header's magic and CRC hold, and reported.
+/// So is a record whose payload fails its CRC: only an intact record's length is trusted.
 package struct PackScanner {
     package struct Record {
         package var offset: UInt64
@@ -74,7 +75,15 @@ package struct PackScanner {
             if !intact { summary.damagedRecords += 1 }
             try visit(Record(offset: offset, header: h, payload: payload, payloadIntact: intact))
             summary.records += 1
-            offset += UInt64(total)
+            if intact {
+                offset += UInt64(total)
+            } else {
+                // A torn record (its writer was killed mid-append) promises more bytes than
+                // reached the file, and the pack's next writer appended right after the bytes
+                // that did: its length is not to be trusted. Resync from the next byte.
+                skipping = true
+                offset += 1
+            }
         }
         summary.unparsedBytes += size > offset ? size - offset : 0
         return summary
