@@ -20,22 +20,30 @@ import Glibc
 /// was: it records what a crash left unrecorded.
 public final class VolumeEngine: @unchecked Sendable {
     public let store: Store
+    /// The name this engine holds mounted volumes under (`VolumeInfo.holds`), so `volume
+    /// rm`, `prune` and `restore` leave them alone until their last version is recorded.
+    public let holder: String
     let workRoot: String
     private let lock = NSLock()
     /// Versions being recorded in the background, by volume.
     private var recordings: [String: DispatchGroup] = [:]
     private let recorder = DispatchQueue(label: "blobstore.volumes.record", attributes: .concurrent)
 
-    public init(store: Store) throws {
+    public init(store: Store, holder: String = "volume-engine") throws {
         self.store = store
+        self.holder = holder
         workRoot = store.root + "/volume-work"
         try FileManager.default.createDirectory(atPath: workRoot, withIntermediateDirectories: true)
         // What a crash left: unmounted directories whose last version was never recorded.
         for name in (try? FileManager.default.contentsOfDirectory(atPath: workRoot)) ?? [] {
-            if FileManager.default.fileExists(atPath: statePath(name, "dirty")), (try? mountIDs(name))?.isEmpty ?? false {
+            guard (try? mountIDs(name))?.isEmpty ?? false else { continue }
+            if FileManager.default.fileExists(atPath: statePath(name, "dirty")) {
                 lock.lock()
                 scheduleRecording(name)
                 lock.unlock()
+            } else {
+                // Recorded, but the process ended before it let go of the volume.
+                try? store.releaseVolume(name, by: holder)
             }
         }
     }
@@ -91,6 +99,7 @@ public final class VolumeEngine: @unchecked Sendable {
             var ids = try mountIDs(name)
             if ids.isEmpty {
                 try prepareDirectory(name, snapshot: info.snapshot)
+                try store.holdVolume(name, by: holder)
             }
             if !ids.contains(id) { ids.append(id) }
             try writeLines(ids, to: statePath(name, "mounts"))
@@ -127,6 +136,21 @@ public final class VolumeEngine: @unchecked Sendable {
         }
     }
 
+    /// Makes version `number` the volume's content again, as its newest version; the next
+    /// mount shows it. Refused while mounted. Returns the new version's number.
+    @discardableResult
+    public func restore(_ name: String, version number: Int) throws -> Int {
+        try lockedAfterRecording(name) {
+            let ids = try mountIDs(name)
+            guard ids.isEmpty else {
+                throw BlobStoreError(.invalidArgument, "volume \(name) is mounted (\(ids.count) mount(s)); unmount it first")
+            }
+            return try store.restoreVolume(name, version: number)
+        }
+    }
+
+    public func versions(_ name: String) throws -> [Store.VolumeVersion] { try store.volumeVersions(name) }
+
     // MARK: - State
 
     private func locked<T>(_ work: () throws -> T) throws -> T {
@@ -156,6 +180,7 @@ public final class VolumeEngine: @unchecked Sendable {
             do {
                 try recordVersion(name)
                 unlink(statePath(name, "dirty"))
+                try store.releaseVolume(name, by: holder)
             } catch {
                 // Still marked dirty: the next unmount or restart tries again.
                 store.logger.error("recording a version of volume \(name) failed: \(error)")

@@ -42,7 +42,7 @@ extension Store {
         }
         try txn.scan("volumes") { k, v in
             let vol = try VolumeInfo(name: String(decoding: k, as: UTF8.self), decoding: v)
-            if let s = vol.snapshot { refer(s, "volume \(vol.name)"); referrers[s] = "volume \(vol.name)" }
+            for s in vol.versions { refer(s, "volume \(vol.name)"); referrers[s] = "volume \(vol.name)" }
             return true
         }
         for d in try Store.mountHolds(txn) { refer(d, "mount"); referrers[d] = "a mount" }

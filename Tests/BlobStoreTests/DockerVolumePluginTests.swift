@@ -93,11 +93,28 @@ final class DockerVolumePluginTests: XCTestCase {
         let first = try docker.run(["run", "-d", "--network", "none", "--volume-driver", d, "-v", "data:/data", "base:1", "sh", "-c", "echo one > /data/one; sleep 30"])
             .trimmingCharacters(in: .whitespacesAndNewlines)
         XCTAssertEqual(try sh("data", "sleep 1; echo two > /data/two; cat /data/one"), "one\n")
+        let busy = try runBlobctl(["--store", store, "volume", "rm", "data"])
+        XCTAssertNotEqual(busy.status, 0, "a volume Docker has mounted is not removed behind its back")
+        XCTAssertTrue(busy.stderr.contains("mounted by docker-plugin"), busy.stderr)
         // Kill the plugin while the first container still has the volume mounted; start it again.
         plugin.stop(signal: SIGKILL)
         try plugin.start()
         try docker.run(["rm", "-f", first])
         XCTAssertEqual(try sh("data", "cat /data/one /data/two /data/greeting"), "one\ntwo\nhello\n")
+
+        // History: the first version had neither "one" nor "two"; restored, a container sees it.
+        let released = Date().addingTimeInterval(30)
+        while (try volumes(store).first { $0["name"] as? String == "data" }?["holds"] as? [String]) != [] {
+            guard Date() < released else { return XCTFail("the plugin never let go of the volume:\n\(plugin.logText)") }
+            usleep(100_000)
+        }
+        let history = try runBlobctl(["--store", store, "volume", "history", "data", "--json"])
+        let versions = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(history.stdout.utf8)) as? [[String: Any]], history.stderr)
+        XCTAssertGreaterThanOrEqual(versions.count, 2)
+        let restore = try runBlobctl(["--store", store, "volume", "restore", "data", "--version", "1"])
+        XCTAssertEqual(restore.status, 0, restore.stderr)
+        XCTAssertEqual(try sh("data", "ls /data"), "greeting\nsub\n")
+        XCTAssertEqual(try sh("data", "cat /data/greeting"), "hello\n")
 
         // Bad input changes nothing.
         let option = try docker.docker(["volume", "create", "-d", d, "-o", "colour=blue", "other"])

@@ -74,4 +74,38 @@ final class VolumeEngineTests: XCTestCase {
         _ = try GarbageCollector(store: store).collect()
         XCTAssertTrue(try StoreChecker(store: store).check().isHealthy)
     }
+
+    /// Each unmount that changed something is a version; an earlier one can be restored
+    /// (not while mounted) and the next mount shows it. While mounted, the volume is held:
+    /// `volume rm` and `prune` from another process leave it alone.
+    func testUnmountsMakeVersionsAndRestoreBringsOneBack() throws {
+        let store = try makeStore(self)
+        let engine = try VolumeEngine(store: store, holder: "test-engine")
+        _ = try engine.create("v")
+        for text in ["first", "second"] {
+            let path = try engine.mount("v", id: text)
+            XCTAssertEqual(try store.volume("v").holds, ["test-engine"])
+            XCTAssertThrowsError(try store.removeVolume("v"))
+            XCTAssertEqual(try store.pruneVolumes(), [])
+            try Data(text.utf8).write(to: URL(fileURLWithPath: path + "/file"))
+            try engine.unmount("v", id: text)
+            engine.waitForRecordings()
+            XCTAssertEqual(try store.volume("v").holds, [], "let go once recorded")
+        }
+        XCTAssertEqual(try engine.versions("v").count, 2)
+
+        let path = try engine.mount("v", id: "x")
+        XCTAssertThrowsError(try engine.restore("v", version: 1), "not while mounted")
+        try engine.unmount("v", id: "x")
+        XCTAssertEqual(try engine.restore("v", version: 1), 3)
+        let again = try engine.mount("v", id: "y")
+        XCTAssertEqual(again, path)
+        XCTAssertEqual(try String(contentsOfFile: again + "/file", encoding: .utf8), "first")
+        try engine.unmount("v", id: "y")
+        engine.waitForRecordings()
+        XCTAssertEqual(try engine.versions("v").count, 3, "reading the restored content made no version")
+        try engine.remove("v")
+        _ = try GarbageCollector(store: store).collect()
+        XCTAssertEqual(try store.totals().blobs, 0)
+    }
 }

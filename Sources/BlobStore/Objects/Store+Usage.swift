@@ -39,14 +39,14 @@ extension Store {
                 var roots = [c.manifest] + (c.diff.map { [$0] } ?? [])
                 // Removing a container removes its anonymous volumes too.
                 for m in c.mounts where m.anonymous {
-                    if let s = volumes.first(where: { $0.name == m.volume })?.snapshot { roots.append(s) }
+                    roots += volumes.first(where: { $0.name == m.volume })?.versions ?? []
                 }
                 anonymousOwned[c.name] = roots
                 result.append(try Store.usage(txn, .container, c.name, roots: roots))
                 return true
             }
             for volume in volumes {
-                result.append(try Store.usage(txn, .volume, volume.name, roots: volume.snapshot.map { [$0] } ?? []))
+                result.append(try Store.usage(txn, .volume, volume.name, roots: volume.versions))
             }
             return result
         }

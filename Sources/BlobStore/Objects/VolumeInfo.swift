@@ -4,6 +4,13 @@ public struct VolumeInfo: Sendable, Equatable, Codable {
     public var anonymous: Bool
     /// The volume's content as a tar blob, once something was imported into it.
     public var snapshot: Digest?
+    /// Its earlier snapshots, oldest first: version 1 is `history[0]`, and the current
+    /// snapshot is version `history.count + 1`. Each holds a reference, like `snapshot`.
+    public var history: [Digest] = []
+    /// Engines that have it mounted right now (e.g. "docker-plugin"): like `users`, a held
+    /// volume is neither removed nor pruned. A set, so a holder that retries after a crash
+    /// never counts twice.
+    public var holds: [String] = []
     /// Containers that mount it.
     public var users: UInt64
     public var createdAt: UInt64
@@ -15,8 +22,15 @@ public struct VolumeInfo: Sendable, Equatable, Codable {
         w.digest(snapshot ?? Digest(w0: 0, w1: 0, w2: 0, w3: 0))
         w.u64(users)
         w.u64(createdAt)
+        w.u32(UInt32(history.count))
+        for d in history { w.digest(d) }
+        w.u32(UInt32(holds.count))
+        for h in holds { w.string(h) }
         return w.bytes
     }
+
+    /// Every snapshot the volume holds a reference to: its history, then the current one.
+    public var versions: [Digest] { history + (snapshot.map { [$0] } ?? []) }
 
     init(name: String, anonymous: Bool, snapshot: Digest?, users: UInt64, createdAt: UInt64) {
         self.name = name
@@ -35,6 +49,10 @@ public struct VolumeInfo: Sendable, Equatable, Codable {
         snapshot = has ? d : nil
         users = try r.u64()
         createdAt = try r.u64()
+        if r.remaining > 0 { // records written before versions were kept end here
+            for _ in 0..<Int(try r.u32()) { history.append(try r.digest()) }
+            for _ in 0..<Int(try r.u32()) { holds.append(try r.string()) }
+        }
     }
 }
 

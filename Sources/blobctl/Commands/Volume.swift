@@ -5,7 +5,8 @@ import Foundation
 struct Volume: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Volumes: named or anonymous, each a tar snapshot in the store.",
-        subcommands: [Create.self, Import.self, Export.self, List.self, Remove.self, Prune.self])
+        subcommands: [Create.self, Import.self, Export.self, List.self, Remove.self, Prune.self,
+                      History.self, Restore.self, Forget.self])
 
     struct Create: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create an empty volume.")
@@ -39,17 +40,24 @@ struct Volume: ParsableCommand {
     }
 
     struct Export: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Write a volume's snapshot as a tar.")
+        static let configuration = CommandConfiguration(abstract: "Write a volume's snapshot (or an earlier version) as a tar.")
         @OptionGroup var store: StoreOptions
         @Argument(help: "Volume name.") var name: String
         @Option(name: .shortAndLong, help: "The tar file to write (- for stdout).") var output: String
+        @Option(help: "The version to export (see `volume history`); the current one when left out.") var version: Int?
 
         func run() throws {
             let s = try store.open()
-            guard let snapshot = try s.volume(name).snapshot else {
-                throw BlobStoreError(.notFound, "volume \(name) has no snapshot yet (import one first)")
+            let digest: Digest
+            if let version {
+                digest = try s.volumeVersion(name, version)
+            } else {
+                guard let snapshot = try s.volume(name).snapshot else {
+                    throw BlobStoreError(.notFound, "volume \(name) has no snapshot yet (import one first)")
+                }
+                digest = snapshot
             }
-            try writeBlob(s, snapshot, to: output == "-" ? nil : output)
+            try writeBlob(s, digest, to: output == "-" ? nil : output)
         }
     }
 

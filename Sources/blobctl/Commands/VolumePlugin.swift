@@ -24,7 +24,7 @@ struct VolumePlugin: AsyncParsableCommand {
         let s = try store.openOrCreate()
         try FileManager.default.createDirectory(atPath: (socket as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         let socket = self.socket
-        let server = VolumePluginServer(engine: try VolumeEngine(store: s), socketPath: socket, logger: logger)
+        let server = VolumePluginServer(engine: try VolumeEngine(store: s, holder: "docker-plugin"), socketPath: socket, logger: logger)
         let announce = logger
         let engine = server.engine
         try await server.run { announce.info("volume plugin listening", metadata: ["socket": "\(socket)"]) }
