@@ -66,15 +66,23 @@ public final class VolumeEngine: @unchecked Sendable {
         public var mountIDs: [String]
     }
 
-    /// Creates an empty volume; creating an existing one again is fine (engines retry).
-    /// Options are refused by name until they mean something: nothing is created then.
+    /// Creates a volume, empty or (`from=IMAGE[:PATH]`) holding an image's directory;
+    /// creating an existing one again is fine (engines retry) and changes nothing. Unknown
+    /// options are refused by name, and a failed seed leaves nothing created.
     public func create(_ name: String, options: [String: String] = [:]) throws -> Volume {
         try ObjectName.validate(name, kind: "volume")
-        if let unknown = options.keys.sorted().first {
-            throw BlobStoreError(.invalidArgument, "unknown volume option \"\(unknown)\" (this driver takes none yet)")
+        if let unknown = options.keys.sorted().first(where: { $0 != "from" }) {
+            throw BlobStoreError(.invalidArgument, "unknown volume option \"\(unknown)\" (this driver takes from=IMAGE[:PATH])")
         }
+        let seed = try options["from"].map { try ImageSeed(parsing: $0) }
         return try locked {
-            if (try? store.volume(name)) == nil { _ = try store.createVolume(name) }
+            if (try? store.volume(name)) == nil {
+                if let seed {
+                    try seed.seed(name, store: store, scratch: workRoot + "/.seed-" + name)
+                } else {
+                    _ = try store.createVolume(name)
+                }
+            }
             return try volume(name)
         }
     }

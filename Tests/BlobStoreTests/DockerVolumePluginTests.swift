@@ -136,6 +136,27 @@ final class DockerVolumePluginTests: XCTestCase {
         XCTAssertLessThan(try stored(try runBlobctl(["--store", store, "df", "--json"])), 100_000)
     }
 
+    /// `docker volume create -o from=IMAGE:PATH` starts the volume with a directory of an
+    /// image in the store (merged over its layers); a container sees it, and an unknown
+    /// image is refused with nothing created.
+    func testVolumeSeededFromAnImageOfTheStore() throws {
+        let docker = try DockerEngine(self)
+        try docker.importBusybox(as: "base:1")
+        let store = try makeTemporaryDirectory(self) + "/store"
+        let layout = try makeTemporaryDirectory(self)
+        let layer = try ImageFixture.layer([("srv/data/greeting", Array("seeded\n".utf8)), ("srv/other", Array("x".utf8))])
+        try ImageFixture(layers: [layer], label: "seed").writeLayout(layout, tag: "v1")
+        let imported = try runBlobctl(["--store", store, "image", "import", layout, "--name", "app"])
+        XCTAssertEqual(imported.status, 0, imported.stderr)
+        let plugin = try PluginProcess(self, store: store)
+        XCTAssertEqual(try docker.run(["volume", "create", "-d", plugin.driver, "-o", "from=app:v1:/srv/data", "seeded"]), "seeded\n")
+        XCTAssertEqual(try docker.run(["run", "--rm", "--network", "none", "--volume-driver", plugin.driver, "-v", "seeded:/data", "base:1",
+                                       "sh", "-c", "ls /data; cat /data/greeting"]), "greeting\nseeded\n")
+        let missing = try docker.docker(["volume", "create", "-d", plugin.driver, "-o", "from=nosuch:v1", "other"])
+        XCTAssertNotEqual(missing.status, 0)
+        XCTAssertEqual(try volumes(store).compactMap { $0["name"] as? String }, ["seeded"])
+    }
+
     /// Anonymous volumes (`-v /data` with the driver): created for the container, removed
     /// with it by `--rm`, and their bytes freed by gc.
     func testAnonymousVolumesAreFreed() throws {

@@ -64,4 +64,37 @@ final class TarExtractorTests: XCTestCase {
         try Data("secret".utf8).write(to: URL(fileURLWithPath: outside + "/secret"))
         XCTAssertThrowsError(try extract(hardLinkOut, into: try makeTemporaryDirectory(self)))
     }
+
+    /// Layers applied in order: a whiteout removes a lower file or directory, an opaque
+    /// directory keeps only what its own layer put in it, and a member replaces what was at
+    /// its path (a file over a directory too).
+    func testLayersApplyWhiteoutsAndOpaqueDirectories() throws {
+        let root = try makeTemporaryDirectory(self)
+        func file(_ w: inout TarWriter, _ path: String, _ text: String) throws {
+            try w.writeEntry(TarEntry(path: path, kind: .regular, size: UInt64(text.utf8.count), mode: 0o644, mtime: 1), content: Array(text.utf8))
+        }
+        func dir(_ w: inout TarWriter, _ path: String) throws { try w.writeEntry(TarEntry(path: path, kind: .directory, mode: 0o755, mtime: 1)) }
+        let lower = try tar { w in
+            try dir(&w, "etc/"); try file(&w, "etc/keep", "lower"); try file(&w, "etc/gone", "x")
+            try dir(&w, "opaque/"); try file(&w, "opaque/old", "x")
+            try dir(&w, "becomes-file/"); try file(&w, "becomes-file/inner", "x")
+            try dir(&w, "tree/sub/"); try file(&w, "tree/sub/deep", "x")
+        }
+        let upper = try tar { w in
+            try file(&w, "etc/.wh.gone", "")
+            try file(&w, "etc/keep", "upper")
+            try dir(&w, "opaque/"); try file(&w, "opaque/.wh..wh..opq", ""); try file(&w, "opaque/new", "y")
+            try file(&w, "becomes-file", "now a file")
+            try file(&w, ".wh.tree", "")
+        }
+        try TarExtractor.extract(tarReader(lower), into: root, asLayer: true)
+        try TarExtractor.extract(tarReader(upper), into: root, asLayer: true)
+        let fm = FileManager.default
+        XCTAssertEqual(try String(contentsOfFile: root + "/etc/keep", encoding: .utf8), "upper")
+        XCTAssertFalse(fm.fileExists(atPath: root + "/etc/gone"))
+        XCTAssertEqual(try fm.contentsOfDirectory(atPath: root + "/opaque"), ["new"])
+        XCTAssertEqual(try String(contentsOfFile: root + "/becomes-file", encoding: .utf8), "now a file")
+        XCTAssertFalse(fm.fileExists(atPath: root + "/tree"))
+        XCTAssertFalse(try fm.subpathsOfDirectory(atPath: root).contains { $0.contains(".wh.") }, "no whiteout is left as a file")
+    }
 }

@@ -108,4 +108,34 @@ final class VolumeEngineTests: XCTestCase {
         _ = try GarbageCollector(store: store).collect()
         XCTAssertEqual(try store.totals().blobs, 0)
     }
+
+    /// `from=IMAGE:PATH` seeds a volume with an image's directory (its layers merged), at
+    /// a small fraction of the bytes the files take; a bad image or path creates nothing.
+    func testAVolumeSeededFromAnImageReusesItsChunks() throws {
+        let store = try makeStore(self)
+        var random = TestRandom(seed: 5300)
+        let big = random.bytes(4 << 20), config = random.text(200_000)
+        let base = try ImageFixture.layer([("srv/data/big", big), ("srv/data/old", Array("x".utf8)), ("etc/conf", config)])
+        let top = try ImageFixture.layer([("srv/data/.wh.old", []), ("srv/data/new", Array("new".utf8))])
+        let layout = try makeTemporaryDirectory(self)
+        try ImageFixture(layers: [base, top], label: "seed").writeLayout(layout, tag: "v1")
+        _ = try ImageImporter(store: store, defaultName: "app").importImages(from: layout)
+        let engine = try VolumeEngine(store: store)
+        XCTAssertThrowsError(try engine.create("bad", options: ["from": "app:v1:/missing"]))
+        XCTAssertThrowsError(try engine.create("bad", options: ["from": "nosuch:v1"]))
+        XCTAssertThrowsError(try store.volume("bad"), "nothing was created")
+
+        let before = try store.totals().storedBytes
+        _ = try engine.create("seeded", options: ["from": "app:v1:/srv/data"])
+        let added = try store.totals().storedBytes - before
+        XCTAssertEqual(try snapshotListing(store, "seeded").filter { !$0.hasSuffix("/") }.sorted(), ["big", "new"])
+        print("seeded 4 MiB + 3 bytes of files: \(added) bytes stored")
+        XCTAssertLessThan(added, UInt64(big.count / 20), "the 4 MiB file's chunks are the layer's: \(added) bytes added")
+        let path = try engine.mount("seeded", id: "a")
+        XCTAssertEqual(FileManager.default.contents(atPath: path + "/big"), Data(big))
+        try engine.unmount("seeded", id: "a")
+        engine.waitForRecordings()
+        _ = try engine.create("seeded", options: ["from": "app:v1:/etc"]) // exists: unchanged
+        XCTAssertEqual(try engine.versions("seeded").count, 1)
+    }
 }

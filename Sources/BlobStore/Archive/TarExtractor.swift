@@ -1,3 +1,4 @@
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -8,12 +9,17 @@ import Glibc
 /// `etc/passwd`), and `..` or absolute names are refused by the reader before that.
 /// Ownership, modes and modification times are restored; a directory's own mode and time
 /// are set last, once nothing more is written inside it.
+///
+/// With `asLayer`, the stream is an image layer applied over what `root` already holds (the
+/// layers below it): `.wh.NAME` removes NAME, `.wh..wh..opq` empties its directory of what
+/// the lower layers put there, and a member replaces whatever was at its path.
 public enum TarExtractor {
-    public static func extract(_ reader: TarReader, into root: String) throws {
+    public static func extract(_ reader: TarReader, into root: String, asLayer: Bool = false) throws {
         let rootFD = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard rootFD >= 0 else { throw BlobStoreError.io("open", path: root) }
         defer { close(rootFD) }
         var directories: [(path: String, entry: TarEntry)] = []
+        var fromThisLayer = Set<String>()
         while let entry = try reader.next() {
             let path = entry.path.split(separator: "/").map(String.init).filter { $0 != "." }
             guard let name = path.last else { continue } // the archive's "./" itself
@@ -22,6 +28,28 @@ public enum TarExtractor {
             }
             let parent = try openParent(rootFD, path.dropLast(), root: root)
             defer { close(parent) }
+            if asLayer {
+                let directory = path.dropLast().joined(separator: "/")
+                if name == ".wh..wh..opq" {
+                    let prefix = directory.isEmpty ? "" : directory + "/"
+                    for child in (try? FileManager.default.contentsOfDirectory(atPath: root + "/" + directory)) ?? []
+                    where !fromThisLayer.contains(prefix + child) {
+                        try removeMember(root, prefix + child)
+                    }
+                    continue
+                }
+                if name.hasPrefix(".wh.") {
+                    try removeMember(root, (directory.isEmpty ? "" : directory + "/") + name.dropFirst(4))
+                    continue
+                }
+                let full = path.joined(separator: "/")
+                fromThisLayer.insert(full)
+                var st = stat()
+                if fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) == 0,
+                   entry.kind != .directory || (st.st_mode & S_IFMT) != S_IFDIR {
+                    try removeMember(root, full)
+                }
+            }
             switch entry.kind {
             case .directory:
                 if mkdirat(parent, name, 0o700) != 0 && errno != EEXIST { throw BlobStoreError.io("mkdir", path: root + "/" + entry.path) }
@@ -76,6 +104,19 @@ public enum TarExtractor {
             fchownat(parent, name, uid_t(entry.uid), gid_t(entry.gid), AT_SYMLINK_NOFOLLOW)
             fchmodat(parent, name, mode_t(entry.mode & 0o7777), 0)
             setTime(parent, name, entry)
+        }
+    }
+
+    /// Removes what a lower layer left at `path` (a directory with all it holds). Its parent
+    /// was just opened without following symlinks, so the path stays inside `root`.
+    private static func removeMember(_ root: String, _ path: String) throws {
+        let full = root + "/" + path
+        var st = stat()
+        guard lstat(full, &st) == 0 else { return }
+        do {
+            try FileManager.default.removeItem(atPath: full)
+        } catch {
+            throw BlobStoreError(.io, "cannot remove \(full) for the layer above it: \(error)")
         }
     }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import BlobStore
+import BlobVolumes
 import Foundation
 
 struct Volume: ParsableCommand {
@@ -9,13 +10,25 @@ struct Volume: ParsableCommand {
                       History.self, Restore.self, Forget.self])
 
     struct Create: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Create an empty volume.")
+        static let configuration = CommandConfiguration(abstract: "Create a volume, empty or holding a directory of an image.")
         @OptionGroup var store: StoreOptions
         @OptionGroup var output: OutputOptions
         @Argument(help: "Volume name (random when left out).") var name: String?
+        @Option(help: "IMAGE[:PATH]: start with the image's file system, or its directory PATH (e.g. app:v1:/srv/data); its files' chunks are shared, not copied.")
+        var from: String?
 
         func run() throws {
-            let v = try store.openOrCreate().createVolume(name)
+            let s = try store.openOrCreate()
+            let v: VolumeInfo
+            if let from {
+                let name = name ?? ObjectName.random()
+                try ObjectName.validate(name, kind: "volume")
+                if (try? s.volume(name)) != nil { throw BlobStoreError(.alreadyExists, "volume \(name) already exists") }
+                try ImageSeed(parsing: from).seed(name, store: s, scratch: s.root + "/tmp/seed-" + name)
+                v = try s.volume(name)
+            } else {
+                v = try s.createVolume(name)
+            }
             if output.json { try Terminal.printJSON(v) } else { print(v.name) }
         }
     }
