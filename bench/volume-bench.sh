@@ -21,6 +21,11 @@
 #      seek=OFF conv=notrunc); min / median / max. Both drivers get the same
 #      offsets (seeded by SEED); the runs alternate which driver goes first.
 #   4. `docker run --rm ... true` with the SIZE_MIB volume, median of 5
+#   6. CONC containers at once, each on a volume of its own created just before
+#      it (`docker volume create` + `docker run --rm` writing CONC_MIB MiB), CONC_ROUNDS
+#      rounds per driver: wall of each round; for blobstore also the latency of
+#      every plugin call in those rounds (the plugin logs each call's duration),
+#      p50 / p99 / max per call type: Docker blocks on each of them.
 #   5. bytes on disk after all runs: local = du -sb of the volume's _data;
 #      blobstore = storedBytes of `blobctl df --json` before and after
 #      `blobctl gc`, and du -sb of the store dir (which also holds the working
@@ -43,6 +48,9 @@
 #   CHANGE_PCT=P     share of the file each run overwrites, in percent (default 1;
 #                    rounded up to whole MiB, at least 1 MiB)
 #   START_RUNS=N     runs of step 4 (default 5)
+#   CONC=N           containers started at once in step 6 (default 8)
+#   CONC_MIB=N       MiB each of them writes (default 64)
+#   CONC_ROUNDS=N    rounds of step 6 per driver (default 3)
 #   SEED=N           seed of the overwrite offsets (default 1)
 #   BLOBCTL=PATH     blobctl binary (default REPO/.build/release/blobctl; this
 #                    script does not build it); a private copy is run
@@ -61,6 +69,9 @@ SIZE_MIB=${SIZE_MIB:-1024}
 RUNS=${RUNS:-10}
 CHANGE_PCT=${CHANGE_PCT:-1}
 START_RUNS=${START_RUNS:-5}
+CONC=${CONC:-8}
+CONC_MIB=${CONC_MIB:-64}
+CONC_ROUNDS=${CONC_ROUNDS:-3}
 SEED=${SEED:-1}
 KEEP=${KEEP:-0}
 PLUGIN_LOG=${PLUGIN_LOG:-/tmp/volume-bench-plugin.log}
@@ -219,6 +230,30 @@ done
 log "step 4: docker run true with the $SIZE_MIB MiB volume, $START_RUNS times"
 for i in $(seq 0 $((START_RUNS - 1))); do both "$i" step4; done
 
+step6() { # step6 DRIVER ROUND: CONC containers at once, each with a new volume
+  local drv=$1 r=$2 i t0 t1 pids=()
+  sync
+  t0=$(date +%s%N)
+  for i in $(seq 1 "$CONC"); do
+    # shellcheck disable=SC2046
+    ( v=conc-$drv-$r-$i && vcreate $(create_args "$drv") "$v" &&
+      run -v "$v:/data" "$IMAGE" dd if=/dev/urandom of=/data/f bs=1M count="$CONC_MIB" iflag=fullblock ) &
+    pids+=($!)
+  done
+  for i in "${pids[@]}"; do wait "$i" || die "$drv: a concurrent run failed ($(tail -3 "$RUNLOG" | tr '\n' ' '))"; done
+  t1=$(date +%s%N)
+  rec "$drv" concurrent "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", (b - a) / 1e9 }')"
+}
+log "step 6: $CONC containers at once, each writing $CONC_MIB MiB to a new volume, $CONC_ROUNDS rounds"
+PLOG_FROM=$(wc -l < "$PLUGIN_LOG")
+for i in $(seq 0 $((CONC_ROUNDS - 1))); do
+  if [ $((i % 2)) = 0 ]; then step6 local "$i"; step6 blobstore "$i"; else step6 blobstore "$i"; step6 local "$i"; fi
+done
+PLOG_TO=$(wc -l < "$PLUGIN_LOG")
+for i in $(seq 0 $((CONC_ROUNDS - 1))); do for j in $(seq 1 "$CONC"); do
+  docker volume rm "conc-local-$i-$j" "conc-blobstore-$i-$j" >/dev/null 2>> "$RUNLOG" || true
+done; done
+
 # ------------------------------------------------------------ after the runs ---
 sync
 LOCAL_DATA=$D/root/volumes/$VOL_L/_data
@@ -258,6 +293,7 @@ rec docker log_errors "$(grep -c 'level=error' "$D/dockerd.log" || true)"
 
 # ------------------------------------------------------------------ report ---
 SIZE_MIB=$SIZE_MIB RUNS=$RUNS CHANGE_PCT=$CHANGE_PCT CHANGE_MIB=$CHANGE_MIB START_RUNS=$START_RUNS \
+  CONC=$CONC CONC_MIB=$CONC_MIB CONC_ROUNDS=$CONC_ROUNDS PLOG_FROM=$PLOG_FROM PLOG_TO=$PLOG_TO \
   OFFSETS="${OFFSETS[*]}" DOCKER_VERSION=$DOCKER_VERSION NCORES=$(nproc) LOAD_START="$LOAD_START" BLOBCTL_ID=$BLOBCTL_ID \
   python3 - "$RES" "$PLUGIN_LOG" "$W/gc.txt" "${OUT_JSON:-}" <<'EOF'
 import json, os, statistics, sys
@@ -296,6 +332,26 @@ row(f"    median, s", statistics.median(ow["local"]), statistics.median(ow["blob
 row(f"    max, s", max(ow["local"]), max(ow["blobstore"]))
 st = {d: vals[(d, "start")] for d in ("local", "blobstore")}
 row(f"4 run true, {size_mib} MiB volume, median of {start_runs}, s", statistics.median(st["local"]), statistics.median(st["blobstore"]))
+cc = {d: vals[(d, "concurrent")] for d in ("local", "blobstore")}
+row(f"6 {E['CONC']} runs at once, {E['CONC_MIB']} MiB each: median of {E['CONC_ROUNDS']}, s",
+    statistics.median(cc["local"]), statistics.median(cc["blobstore"]))
+row(f"    max, s", max(cc["local"]), max(cc["blobstore"]))
+print("-" * len(hdr))
+# Plugin call latencies during step 6, from the plugin's "volume plugin call ms=… path=…" lines.
+calls = {}
+for l in open(plugin_log, errors="replace").read().splitlines()[int(E["PLOG_FROM"]):int(E["PLOG_TO"])]:
+    if not l.endswith("volume plugin call"): continue
+    f = dict(w.split("=", 1) for w in l.split() if "=" in w)
+    calls.setdefault(f.get("path", "?").replace("/VolumeDriver.", ""), []).append(float(f.get("ms", "nan")))
+def pct(xs, q):
+    xs = sorted(xs); return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))]
+every = [v for xs in calls.values() for v in xs]
+print(f"6 blobstore plugin calls during step 6 (ms): " + ("none logged" if not every else
+      f"all {len(every)}: p50 {pct(every, .5):.1f}, p99 {pct(every, .99):.1f}, max {max(every):.1f}"))
+for k in sorted(calls):
+    xs = calls[k]
+    print(f"    {k:<12} n {len(xs):>3}  p50 {pct(xs, .5):>8.1f}  p99 {pct(xs, .99):>8.1f}  max {max(xs):>8.1f}")
+vals[("blobstore", "plugin_call_p99_ms")] = [pct(every, .99)] if every else []
 print("-" * len(hdr))
 MB = lambda v: None if v is None else v / 1e6
 print("5 bytes on disk after all runs, MB (10^6 bytes)")
@@ -361,8 +417,8 @@ notes = [
     "4: every blobstore start also unmounts, which archives the %d MiB directory again (same content)." % size_mib,
     "5 local: du -sb of the volume's _data = the one file, current version only (no history).",
     "5 blobstore storedBytes (blobctl df) = compressed bytes of the chunks the store holds: before gc it"
-    " includes the chunks of every earlier snapshot (only the current snapshot is referenced; the older versions"
-    " are garbage until gc), after gc the current snapshot's chunks only. packBytes (the pack files) still holds the freed chunks' bytes"
+    " and after gc includes the chunks of every version: each recorded unmount is a version the volume keeps"
+    " (`blobctl volume history`), so this is the cost of all of them, where local keeps only the last. packBytes (the pack files) still holds the freed chunks' bytes"
     " until gc compacts the pack (only past --compact-threshold, default 0.5 dead); du -sb of the store dir"
     " counts the pack files, the index and metadata, and the working copy under volume-work/ (a full"
     " uncompressed copy of the volume's files).",

@@ -100,6 +100,14 @@ public struct VolumePluginServer {
         let text = Data(buffer.readableBytesView)
         let body = (text.isEmpty ? [:] : (try? JSONSerialization.jsonObject(with: text)) as? [String: Any]) ?? [:]
         let box = UncheckedSendable(body)
+        let started = ContinuousClock.now
+        // One line per call with its duration: Docker blocks on every call, so this is the
+        // latency containers see (bench/volume-bench.sh reads its percentiles from here).
+        defer {
+            let ms = (ContinuousClock.now - started) / .microseconds(1) / 1000
+            logger.info("volume plugin call", metadata: [
+                "path": "\(request.uri.path)", "volume": "\(body["Name"] as? String ?? "-")", "ms": "\(String(format: "%.1f", ms))"])
+        }
         do {
             var result = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<UncheckedSendable<[String: Any]>, Error>) in
                 DispatchQueue.global().async {
@@ -109,7 +117,10 @@ public struct VolumePluginServer {
             result["Err"] = ""
             return try reply(result)
         } catch {
-            logger.warning("volume plugin call failed", metadata: ["path": "\(request.uri.path)", "error": "\(error)"])
+            // Docker asks for volumes that do not exist as a matter of course (Get before Create).
+            let expected = (error as? BlobStoreError)?.code == .notFound
+            logger.log(level: expected ? .debug : .warning, "volume plugin call failed",
+                       metadata: ["path": "\(request.uri.path)", "error": "\(error)"])
             return try reply(["Err": "\(error)"], status: .internalServerError)
         }
     }
