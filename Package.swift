@@ -3,7 +3,7 @@ import PackageDescription
 
 let package = Package(
     name: "BlobStore",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .library(name: "BlobStore", targets: ["BlobStore"]),
         .library(name: "GC", targets: ["GC"]),
@@ -21,6 +21,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.0"),
         .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.0"),
+        .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.0"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.0"),
+        .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.4.0"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
@@ -63,6 +67,26 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The CSI messages and services, generated from Proto/csi.proto by Proto/generate.sh.
+        .target(
+            name: "CSIProtocol",
+            dependencies: [
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]
+        ),
+        .target(
+            name: "CSIDriver",
+            dependencies: [
+                "BlobStore", "BlobVolumes", "CSIProtocol",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .target(
             name: "BlobFS",
             dependencies: ["BlobStore", "CFuse", .product(name: "Logging", package: "swift-log")]
@@ -70,13 +94,20 @@ let package = Package(
         .executableTarget(
             name: "blobctl",
             dependencies: [
-                "BlobStore", "GC", "BlobRegistry", "BlobFS", "BlobVolumes", "DockerVolumePlugin", "CMalloc",
+                "BlobStore", "GC", "BlobRegistry", "BlobFS", "BlobVolumes", "DockerVolumePlugin", "CSIDriver", "CMalloc",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .executableTarget(name: "blobbench", dependencies: ["BlobStore", "GC", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .testTarget(name: "BlobStoreTests", dependencies: ["BlobStore", "GC", "BlobVolumes", "blobctl"]),
+        .testTarget(
+            name: "BlobStoreTests",
+            dependencies: [
+                "BlobStore", "GC", "BlobVolumes", "blobctl", "CSIProtocol",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+            ]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

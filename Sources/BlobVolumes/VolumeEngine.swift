@@ -159,6 +159,34 @@ public final class VolumeEngine: @unchecked Sendable {
 
     public func versions(_ name: String) throws -> [Store.VolumeVersion] { try store.volumeVersions(name) }
 
+    /// Records the volume's directory as its next version now, mounted or not (a snapshot
+    /// of a volume in use: what its files hold at this moment). Returns the current snapshot.
+    @discardableResult
+    public func recordNow(_ name: String) throws -> Digest? {
+        try lockedAfterRecording(name) {
+            try recordVersion(name)
+            if try mountIDs(name).isEmpty { unlink(statePath(name, "dirty")) }
+            return try store.volume(name).snapshot
+        }
+    }
+
+    /// Creates volume `name` holding `snapshot` (another volume's version: no byte is copied),
+    /// or empty when nil; an existing volume is left as it is (callers that must tell a
+    /// retry from a clash keep what they asked for).
+    public func create(_ name: String, content snapshot: Digest?) throws -> Volume {
+        try ObjectName.validate(name, kind: "volume")
+        return try locked {
+            if (try? store.volume(name)) != nil {
+                // exists: a retry
+            } else if let snapshot {
+                try store.setVolumeSnapshot(name, snapshot)
+            } else {
+                _ = try store.createVolume(name)
+            }
+            return try volume(name)
+        }
+    }
+
     // MARK: - State
 
     private func locked<T>(_ work: () throws -> T) throws -> T {

@@ -11,10 +11,11 @@ struct Blobctl: AsyncParsableCommand {
         Exit codes: 0 ok, 1 failure, 2 usage error, 3 not found, 4 integrity error
         (digest mismatch or damaged data).
         """,
+        version: BlobctlVersion.string,
         subcommands: [
             Init.self, Put.self, Get.self, Stat.self, List.self, Remove.self,
             DiskUsage.self, GarbageCollect.self, Fsck.self,
-            Image.self, Container.self, Volume.self, VolumePlugin.self, Serve.self, Mount.self, Umount.self, BenchRanges.self,
+            Image.self, Container.self, Volume.self, VolumePlugin.self, CSI.self, Serve.self, Mount.self, Umount.self, BenchRanges.self,
         ]
     )
 }
