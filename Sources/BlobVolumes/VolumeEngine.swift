@@ -29,9 +29,15 @@ public final class VolumeEngine: @unchecked Sendable {
     private var recordings: [String: DispatchGroup] = [:]
     private let recorder = DispatchQueue(label: "blobstore.volumes.record", attributes: .concurrent)
 
-    public init(store: Store, holder: String = "volume-engine") throws {
+    /// Whether each recorded version stays in the volume's history (Docker's volumes), or
+    /// replaces the previous one (CSI's, whose history is its snapshots: deleting one of
+    /// those must free what only it held).
+    public let keepsVersions: Bool
+
+    public init(store: Store, holder: String = "volume-engine", keepsVersions: Bool = true) throws {
         self.store = store
         self.holder = holder
+        self.keepsVersions = keepsVersions
         workRoot = store.root + "/volume-work"
         try FileManager.default.createDirectory(atPath: workRoot, withIntermediateDirectories: true)
         // What a crash left: unmounted directories whose last version was never recorded.
@@ -283,7 +289,7 @@ public final class VolumeEngine: @unchecked Sendable {
                 try? session.abort()
                 throw error
             }
-            if try store.volume(name).snapshot != result.digest { try store.setVolumeSnapshot(name, result.digest) }
+            if try store.volume(name).snapshot != result.digest { try store.setVolumeSnapshot(name, result.digest, keepHistory: keepsVersions) }
             return result.digest
         }
         try Data(digest.description.utf8).write(to: URL(fileURLWithPath: statePath(name, "base")), options: .atomic)

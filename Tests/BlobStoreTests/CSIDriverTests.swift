@@ -266,4 +266,122 @@ final class CSIDriverTests: XCTestCase {
             XCTAssertFalse(driver.logText.contains("secret-value"), "secrets are never logged")
         }
     }
+
+    /// Stopped and started again between calls, the driver loses nothing: volumes with
+    /// their capacity, snapshots with their source, the data. Then no cliff: 1,000 snapshots
+    /// of one volume (deleting one frees exactly the bytes only it held) and a chain of 50
+    /// clones whose last one reads the original bytes, for no new stored bytes.
+    func testRestartLosesNothingAndSnapshotsAndClonesHaveNoCliff() async throws {
+        let store = try makeTemporaryDirectory(self) + "/store"
+        let target = try makeTemporaryDirectory(self) + "/mount"
+        func connect(_ body: (Clients) async throws -> Void) async throws {
+            let driver = try DriverProcess(self, store: store)
+            try await withGRPCClient(transport: .http2NIOPosix(target: .unixDomainSocket(path: driver.socket), transportSecurity: .plaintext)) { client in
+                try await body(Clients(identity: .init(wrapping: client), controller: .init(wrapping: client), node: .init(wrapping: client)))
+            }
+            XCTAssertEqual(driver.stop(), 0, driver.logText)
+        }
+        func publish(_ c: Clients, _ volume: String) async throws {
+            _ = try await c.node.nodePublishVolume(.with { $0.volumeID = volume; $0.targetPath = target; $0.volumeCapability = Self.mount })
+        }
+        func unpublish(_ c: Clients, _ volume: String) async throws {
+            _ = try await c.node.nodeUnpublishVolume(.with { $0.volumeID = volume; $0.targetPath = target })
+        }
+        func stored() throws -> (bytes: Int, blobs: Int) {
+            let df = try runBlobctl(["--store", store, "df", "--json"])
+            let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(df.stdout.utf8)) as? [String: Any])
+            return (try XCTUnwrap(json["storedBytes"] as? Int), try XCTUnwrap(json["blobs"] as? Int))
+        }
+        var random = TestRandom(seed: 7200)
+        let payload = random.bytes(1 << 20)
+        try await connect { c in
+            _ = try await create(c, "v", required: 2 << 30)
+            try await publish(c, "v")
+            try Data(payload).write(to: URL(fileURLWithPath: target + "/payload"))
+            try await unpublish(c, "v")
+            _ = try await c.controller.createSnapshot(.with { $0.sourceVolumeID = "v"; $0.name = "before-restart" })
+        }
+        try await connect { c in
+            let volumes = try await c.controller.listVolumes(.init()).entries.map(\.volume)
+            XCTAssertEqual(volumes.map(\.volumeID), ["v"])
+            XCTAssertEqual(volumes.first?.capacityBytes, 2 << 30)
+            let snapshots = try await c.controller.listSnapshots(.init()).entries.map(\.snapshot)
+            XCTAssertEqual(snapshots.map(\.snapshotID), ["before-restart"])
+            XCTAssertEqual(snapshots.first?.sourceVolumeID, "v")
+            try await publish(c, "v")
+            XCTAssertEqual(FileManager.default.contents(atPath: target + "/payload"), Data(payload))
+
+            // 1,000 snapshots, each of a different small change (a counter file).
+            var started = Date()
+            for i in 0..<1000 {
+                try Data("\(i)".utf8).write(to: URL(fileURLWithPath: target + "/counter"))
+                _ = try await c.controller.createSnapshot(.with { $0.sourceVolumeID = "v"; $0.name = "s\(i)" })
+            }
+            print("1000 snapshots of a published volume: \(String(format: "%.2f", Date().timeIntervalSince(started))) s")
+            try await unpublish(c, "v")
+            var all: [String] = []
+            var token = ""
+            repeat {
+                let page = try await c.controller.listSnapshots(.with { $0.sourceVolumeID = "v"; $0.maxEntries = 300; $0.startingToken = token })
+                all += page.entries.map(\.snapshot.snapshotID)
+                token = page.nextToken
+            } while !token.isEmpty
+            XCTAssertEqual(all.count, 1001)
+
+            // Deleting one frees its own blob, and only that.
+            XCTAssertEqual(try runBlobctl(["--store", store, "gc"]).status, 0)
+            let before = try stored()
+            started = Date()
+            _ = try await c.controller.deleteSnapshot(.with { $0.snapshotID = "s500" })
+            print("deleting 1 of 1001 snapshots: \(String(format: "%.3f", Date().timeIntervalSince(started))) s")
+            let gc = try runBlobctl(["--store", store, "gc", "--json"])
+            let report = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(gc.stdout.utf8)) as? [String: Any])
+            XCTAssertEqual(report["blobsFreed"] as? Int, 1, gc.stdout)
+            XCTAssertEqual(try stored().blobs, before.blobs - 1)
+            _ = try await create(c, "from-s499", source: .with { $0.snapshot = .with { $0.snapshotID = "s499" } })
+            try await publish(c, "from-s499")
+            XCTAssertEqual(try String(contentsOfFile: target + "/counter", encoding: .utf8), "499")
+            try await unpublish(c, "from-s499")
+
+            // A chain of 50 clones: no new bytes, the last one reads the original.
+            let chainStart = try stored().bytes
+            started = Date()
+            var source = "v"
+            for i in 1...50 {
+                _ = try await create(c, "clone-\(i)", source: .with { $0.volume = .with { $0.volumeID = source } })
+                source = "clone-\(i)"
+            }
+            print("a chain of 50 clones: \(String(format: "%.2f", Date().timeIntervalSince(started))) s")
+            XCTAssertEqual(try stored().bytes, chainStart, "clones store nothing")
+            try await publish(c, "clone-50")
+            XCTAssertEqual(FileManager.default.contents(atPath: target + "/payload"), Data(payload))
+            XCTAssertEqual(try String(contentsOfFile: target + "/counter", encoding: .utf8), "999")
+            try await unpublish(c, "clone-50")
+        }
+    }
+
+    /// A call on a volume while another one works on it is ABORTED (the orchestrator
+    /// retries): here an expansion while a snapshot archives the volume's 128 MiB.
+    func testConcurrentOperationsOnOneVolumeAreAborted() async throws {
+        try await withDriver { c, _ in
+            _ = try await create(c, "busy")
+            let target = try makeTemporaryDirectory(self) + "/mount"
+            _ = try await c.node.nodePublishVolume(.with { $0.volumeID = "busy"; $0.targetPath = target; $0.volumeCapability = Self.mount })
+            var random = TestRandom(seed: 7300)
+            FileManager.default.createFile(atPath: target + "/big", contents: nil)
+            let handle = try XCTUnwrap(FileHandle(forWritingAtPath: target + "/big"))
+            for _ in 0..<128 { handle.write(Data(random.bytes(1 << 20))) }
+            try handle.close()
+            let controller = c.controller
+            async let snapshot = controller.createSnapshot(.with { $0.sourceVolumeID = "busy"; $0.name = "while-busy" })
+            try await Task.sleep(for: .milliseconds(30))
+            let expand = await code {
+                _ = try await controller.controllerExpandVolume(.with { $0.volumeID = "busy"; $0.capacityRange = .with { $0.requiredBytes = 1 << 40 } })
+            }
+            XCTAssertEqual(expand, .aborted, "the snapshot was still archiving the volume")
+            let made = try await snapshot
+            XCTAssertTrue(made.snapshot.readyToUse)
+            _ = try await c.node.nodeUnpublishVolume(.with { $0.volumeID = "busy"; $0.targetPath = target })
+        }
+    }
 }

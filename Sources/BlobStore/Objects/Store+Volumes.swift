@@ -42,15 +42,19 @@ extension Store {
 
     /// Makes `snapshot` (an ingested tar blob) the volume's content, creating the volume if
     /// needed. The previous snapshot stays as the volume's last earlier version (see
-    /// `volumeVersions`); setting the current snapshot again changes nothing.
-    public func setVolumeSnapshot(_ name: String, _ snapshot: Digest) throws {
+    /// `volumeVersions`), or with `keepHistory: false` loses its reference (for volumes whose
+    /// history is kept elsewhere, e.g. as CSI snapshots); setting the current snapshot again
+    /// changes nothing.
+    public func setVolumeSnapshot(_ name: String, _ snapshot: Digest, keepHistory: Bool = true) throws {
         try ObjectName.validate(name, kind: "volume")
         try index.write { txn in
             var v = try Store.volume(txn, name)
                 ?? VolumeInfo(name: name, anonymous: false, snapshot: nil, users: 0, createdAt: UInt64(Date().timeIntervalSince1970))
             if v.snapshot == snapshot { return }
             try Store.retain(txn, snapshot)
-            if let old = v.snapshot { v.history.append(old) } // keeps its reference
+            if let old = v.snapshot {
+                if keepHistory { v.history.append(old) } else { try Store.release(txn, old) }
+            }
             v.snapshot = snapshot
             try Store.putVolume(txn, v)
         }

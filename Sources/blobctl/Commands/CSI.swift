@@ -33,7 +33,7 @@ struct CSI: AsyncParsableCommand {
         let s = try store.openOrCreate()
         let socket = socketPath
         try FileManager.default.createDirectory(atPath: (socket as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        let engine = try VolumeEngine(store: s, holder: "csi")
+        let engine = try VolumeEngine(store: s, holder: "csi", keepsVersions: false) // its history is its snapshots
         let server = CSIServer(engine: engine, socketPath: socket, nodeID: nodeID, version: BlobctlVersion.string, logger: logger)
         let announce = logger
         try await withThrowingTaskGroup(of: Void.self) { group in
