@@ -25,8 +25,10 @@ public final class VolumeEngine: @unchecked Sendable {
     public let holder: String
     let workRoot: String
     private let lock = NSLock()
-    /// Versions being recorded in the background, by volume.
+    /// Versions being recorded in the background, by volume (under `lock`).
     private var recordings: [String: DispatchGroup] = [:]
+    /// Each volume's own lock (the map under `lock`).
+    private var volumeLocks: [String: NSLock] = [:]
     private let recorder = DispatchQueue(label: "blobstore.volumes.record", attributes: .concurrent)
 
     /// Whether each recorded version stays in the volume's history (Docker's volumes), or
@@ -44,9 +46,7 @@ public final class VolumeEngine: @unchecked Sendable {
         for name in (try? FileManager.default.contentsOfDirectory(atPath: workRoot)) ?? [] {
             guard (try? mountIDs(name))?.isEmpty ?? false else { continue }
             if FileManager.default.fileExists(atPath: statePath(name, "dirty")) {
-                lock.lock()
                 scheduleRecording(name)
-                lock.unlock()
             } else {
                 // Recorded, but the process ended before it let go of the volume.
                 try? store.releaseVolume(name, by: holder)
@@ -81,7 +81,7 @@ public final class VolumeEngine: @unchecked Sendable {
             throw BlobStoreError(.invalidArgument, "unknown volume option \"\(unknown)\" (this driver takes from=IMAGE[:PATH])")
         }
         let seed = try options["from"].map { try ImageSeed(parsing: $0) }
-        return try locked {
+        return try locked(name) {
             if (try? store.volume(name)) == nil {
                 if let seed {
                     try seed.seed(name, store: store, scratch: workRoot + "/.seed-" + name)
@@ -123,7 +123,7 @@ public final class VolumeEngine: @unchecked Sendable {
 
     /// Ends mount `id`; the last one records the directory as the volume's next snapshot.
     public func unmount(_ name: String, id: String) throws {
-        try locked {
+        try locked(name) {
             var ids = try mountIDs(name)
             guard let index = ids.firstIndex(of: id) else {
                 throw BlobStoreError(.notFound, "volume \(name) has no mount \(id)")
@@ -181,7 +181,7 @@ public final class VolumeEngine: @unchecked Sendable {
     /// retry from a clash keep what they asked for).
     public func create(_ name: String, content snapshot: Digest?) throws -> Volume {
         try ObjectName.validate(name, kind: "volume")
-        return try locked {
+        return try locked(name) {
             if (try? store.volume(name)) != nil {
                 // exists: a retry
             } else if let snapshot {
@@ -195,26 +195,50 @@ public final class VolumeEngine: @unchecked Sendable {
 
     // MARK: - State
 
-    private func locked<T>(_ work: () throws -> T) throws -> T {
+    /// Under `name`'s own lock: calls on one volume take turns, calls on different volumes
+    /// do not wait for each other (a slow index commit for one must not hold up Docker's
+    /// calls for the others).
+    private func locked<T>(_ name: String, _ work: () throws -> T) throws -> T {
+        let volumeLock = lockOf(name)
+        volumeLock.lock()
+        defer { volumeLock.unlock() }
+        return try work()
+    }
+
+    private func lockOf(_ name: String) -> NSLock {
         lock.lock()
         defer { lock.unlock() }
-        return try work()
+        if let existing = volumeLocks[name] { return existing }
+        let created = NSLock()
+        volumeLocks[name] = created
+        return created
     }
 
-    /// Under the lock, once no version of `name` is being recorded.
-    private func lockedAfterRecording<T>(_ name: String, _ work: () throws -> T) throws -> T {
-        while true {
-            lock.lock()
-            guard let pending = recordings[name] else { break }
-            lock.unlock()
-            pending.wait()
-        }
+    private func pendingRecording(_ name: String) -> DispatchGroup? {
+        lock.lock()
         defer { lock.unlock() }
+        return recordings[name]
+    }
+
+    /// Under `name`'s lock, once no version of it is being recorded.
+    private func lockedAfterRecording<T>(_ name: String, _ work: () throws -> T) throws -> T {
+        let volumeLock = lockOf(name)
+        while true {
+            if let pending = pendingRecording(name) { pending.wait(); continue }
+            volumeLock.lock()
+            // Only a call holding this lock schedules a recording, but one may have just done so.
+            if pendingRecording(name) == nil { break }
+            volumeLock.unlock()
+        }
+        defer { volumeLock.unlock() }
         return try work()
     }
 
-    /// Starts recording `name`'s directory as its next version; called with the lock held.
+    /// Starts recording `name`'s directory as its next version (called under `name`'s lock,
+    /// or at start).
     private func scheduleRecording(_ name: String) {
+        lock.lock()
+        defer { lock.unlock() }
         guard recordings[name] == nil else { return }
         let group = DispatchGroup()
         recordings[name] = group
