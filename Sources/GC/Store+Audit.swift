@@ -46,6 +46,7 @@ extension Store {
             return true
         }
         for d in try Store.mountHolds(txn) { refer(d, "mount"); referrers[d] = "a mount" }
+        for d in try Store.claimedDigests(txn) { refer(d, "claim"); referrers[d] = "a claim" }
         try txn.scan("repomanifests") { k, _ in
             guard k.count > 33 else { return true }
             let d = Digest(bytes: k.baseAddress! + k.count - 32)

@@ -29,7 +29,8 @@ package final class IndexJournal: LMDBWriteObserver, @unchecked Sendable {
 
     /// The journaled databases, by their number in entries.
     package static let databases = ["blobs", "images", "containers", "volumes", "edges",
-                                     "repoblobs", "repomanifests", "referrers", "layers"]
+                                     "repoblobs", "repomanifests", "referrers", "layers",
+                                     "claims"] // appended: a database's number is its place here
     private static let databaseNumbers = Dictionary(uniqueKeysWithValues: databases.enumerated().map { ($1, UInt8($0)) })
     static let magic: [UInt8] = Array("BSJ1".utf8)
     static let frameHeaderSize = 12

@@ -30,7 +30,7 @@ public final class Store: @unchecked Sendable {
     /// The index databases. `garbage` is the queue of objects whose count reached zero.
     static let databases = ["meta", "chunks", "blobs", "packs", "leases", "garbage", "ingests",
                             "edges", "images", "containers", "volumes",
-                            "repoblobs", "repomanifests", "referrers", "layers", "mounts", "holds"]
+                            "repoblobs", "repomanifests", "referrers", "layers", "mounts", "holds", "claims"]
     /// The index may grow to this size; the map is sparse, so this costs address space only.
     static let indexMapSize = 1 << 40
 
