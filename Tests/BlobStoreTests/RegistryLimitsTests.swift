@@ -89,7 +89,12 @@ final class RegistryLimitsTests: XCTestCase {
         XCTAssertEqual(try held[0].readKeptAliveResponse().status, 200)
         withExtendedLifetime(held) {} // closed after this, by deinit
         try eventuallyServed(server)
-        XCTAssertTrue(try server.request("GET", "/metrics").text.contains(#"blobstore_registry_shed_total{reason="connections"} 1"#))
+        // At least the one above: a retry of eventuallyServed made before the held
+        // connections' closes were seen (a loaded machine) is shed and counted too.
+        let metrics = try server.request("GET", "/metrics").text
+        let line = metrics.split(separator: "\n").first { $0.hasPrefix(#"blobstore_registry_shed_total{reason="connections"} "#) }
+        let shed = line.flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0
+        XCTAssertGreaterThanOrEqual(shed, 1, metrics)
     }
 
     /// One client address cannot take every place: past `maxConnectionsPerClient` its

@@ -38,7 +38,7 @@ struct CSI: AsyncParsableCommand {
         let announce = logger
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await server.run { announce.info("csi driver listening", metadata: ["socket": "\(socket)"]) } }
-            group.addTask { await Self.waitForTermination() }
+            group.addTask { await Termination.wait() }
             _ = try await group.next() // the server failed, or a signal came
             group.cancelAll()
         }
@@ -46,33 +46,4 @@ struct CSI: AsyncParsableCommand {
         engine.waitForRecordings()
         try? s.close()
     }
-
-    /// Returns on SIGTERM or SIGINT.
-    static func waitForTermination() async {
-        let signals = [SIGTERM, SIGINT]
-        for s in signals { signal(s, SIG_IGN) }
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let queue = DispatchQueue(label: "blobstore.csi.signals")
-            let once = OnceFlag()
-            let sources = signals.map { DispatchSource.makeSignalSource(signal: $0, queue: queue) }
-            for source in sources {
-                source.setEventHandler { if once.set() { continuation.resume() } }
-                source.resume()
-            }
-            withExtendedLifetime(sources) {}
-            SignalSources.keep(sources)
-        }
-    }
-}
-
-/// Keeps the signal sources alive for the life of the process.
-enum SignalSources {
-    nonisolated(unsafe) private static var kept: [any DispatchSourceSignal] = []
-    static func keep(_ sources: [any DispatchSourceSignal]) { kept += sources }
-}
-
-final class OnceFlag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var done = false
-    func set() -> Bool { lock.lock(); defer { lock.unlock() }; if done { return false }; done = true; return true }
 }

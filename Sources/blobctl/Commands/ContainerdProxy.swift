@@ -1,0 +1,38 @@
+import ArgumentParser
+import BlobStore
+import ContainerdProxy
+import Foundation
+import Logging
+
+struct ContainerdProxy: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "containerd-proxy",
+        abstract: "Serve the store to containerd as its content store (a gRPC proxy plugin).",
+        discussion: """
+            In containerd's config (version 2): disabled_plugins = ["io.containerd.content.v1.content"] \
+            and [proxy_plugins.blobstore-content] type = "content", address = this socket. containerd \
+            sees only the blobs it wrote (each held by a "containerd" claim); deleting one drops that \
+            claim, never a blob the registry, images or volumes also hold. Stops on SIGTERM or SIGINT.
+            """)
+
+    @OptionGroup var store: StoreOptions
+    @Option(help: "The Unix socket to listen on.") var socket = "/run/blobstore/containerd.sock"
+
+    func run() async throws {
+        var logger = Logger(label: "blobstore.containerd-proxy") { StreamLogHandler.standardError(label: $0) }
+        logger.logLevel = store.verbose ? .debug : .info
+        let s = try store.openOrCreate()
+        let socket = self.socket
+        try FileManager.default.createDirectory(atPath: (socket as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        let server = ContainerdProxyServer(store: s, socketPath: socket, logger: logger)
+        let announce = logger
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await server.run { announce.info("containerd proxy listening", metadata: ["socket": "\(socket)"]) } }
+            group.addTask { await Termination.wait() }
+            _ = try await group.next()
+            group.cancelAll()
+        }
+        unlink(socket)
+        try? s.close()
+    }
+}

@@ -1,0 +1,146 @@
+import BlobStore
+import GC
+import Foundation
+import XCTest
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A real containerd (started by hand, its built-in content store disabled) using
+/// `blobctl containerd-proxy` as its content store.
+final class ContainerdContentTests: XCTestCase {
+    /// containerd and the proxy, each with its state under one temporary directory.
+    final class Containerd: @unchecked Sendable {
+        let directory: String
+        let socket: String
+        let store: String
+        private let daemon = Process()
+        private let proxy = Process()
+        private let ctrPath: String
+
+        init(_ test: XCTestCase, store: String) throws {
+            let containerd = try requireTool("containerd")
+            ctrPath = try requireTool("ctr")
+            self.store = store
+            directory = "/tmp/bs-ctrd-" + String(UUID().uuidString.prefix(8)) // sockets need short paths
+            try FileManager.default.createDirectory(atPath: directory + "/sock", withIntermediateDirectories: true)
+            socket = directory + "/sock/containerd.sock"
+            let proxySocket = directory + "/sock/content.sock"
+            let config = """
+                version = 2
+                root = "\(directory)/root"
+                state = "\(directory)/state"
+                disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.content.v1.content"]
+                [grpc]
+                  address = "\(socket)"
+                [ttrpc]
+                  address = "\(socket).ttrpc"
+                [proxy_plugins.blobstore-content]
+                  type = "content"
+                  address = "\(proxySocket)"
+                """
+            try config.write(toFile: directory + "/config.toml", atomically: true, encoding: .utf8)
+            for (process, path, arguments, log) in [
+                (proxy, try blobctlPath(), ["containerd-proxy", "--store", store, "--socket", proxySocket], "proxy.log"),
+                (daemon, containerd, ["--config", directory + "/config.toml"], "containerd.log"),
+            ] {
+                _ = FileManager.default.createFile(atPath: directory + "/" + log, contents: nil)
+                let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: directory + "/" + log))
+                process.executableURL = URL(fileURLWithPath: path)
+                process.arguments = arguments
+                process.standardOutput = handle
+                process.standardError = handle
+                try process.run()
+                try? handle.close()
+            }
+            test.addTeardownBlock { [self] in stop() }
+            let deadline = Date().addingTimeInterval(30)
+            while (try? ctr(["version"]))?.status != 0 || !log("proxy.log").contains("containerd proxy listening") {
+                guard daemon.isRunning, proxy.isRunning, Date() < deadline else {
+                    throw RegistryTestError("containerd or the proxy did not come up:\n\(log("containerd.log"))\n\(log("proxy.log"))")
+                }
+                usleep(100_000)
+            }
+        }
+
+        func log(_ name: String) -> String { (try? String(contentsOfFile: directory + "/" + name, encoding: .utf8)) ?? "" }
+
+        func ctr(_ arguments: [String]) throws -> CommandResult {
+            try runTool(ctrPath, ["--address", socket] + arguments, timeout: 60)
+        }
+
+        /// `ctr ARGS < file`.
+        func ctr(_ arguments: [String], input file: String) throws -> CommandResult {
+            let quoted = (["--address", socket] + arguments).map { "'\($0)'" }.joined(separator: " ")
+            return try runTool("/bin/sh", ["-c", "exec '\(ctrPath)' \(quoted) < '\(file)'"], timeout: 60)
+        }
+
+        func stop() {
+            for p in [daemon, proxy] where p.isRunning {
+                kill(p.processIdentifier, SIGTERM)
+                p.waitUntilExit()
+            }
+            try? FileManager.default.removeItem(atPath: directory)
+        }
+    }
+
+    /// `ctr images import` writes an image through the proxy; containerd reads it back
+    /// byte-exact and sees only its own blobs: a layer already in the store (as if pushed to
+    /// the registry) is stored once; when the image is removed, containerd's GC deletes its
+    /// blobs from its view and the store keeps the layer for its other holder while what
+    /// only containerd held is freed; blobs containerd never wrote are not listed, so its
+    /// GC cannot delete them.
+    func testContainerdUsesTheStoreAsItsContentStore() throws {
+        let dir = try makeTemporaryDirectory(self)
+        let storePath = dir + "/store"
+        var random = TestRandom(seed: 9300)
+        let sharedLayer = try ImageFixture.layer([("srv/big", random.bytes(3_000_000))])
+        let ownLayer = try ImageFixture.layer([("srv/own", random.bytes(2_000_000))])
+        let foreign = random.bytes(500_000)
+        let image = ImageFixture(layers: [sharedLayer, ownLayer], label: "containerd")
+        try image.writeLayout(dir + "/layout", tag: "v1")
+        XCTAssertEqual(try runTool("/bin/tar", ["-C", dir + "/layout", "-cf", dir + "/image.tar", "."]).status, 0)
+        for (name, bytes) in [("shared", sharedLayer), ("foreign", foreign)] {
+            FileManager.default.createFile(atPath: dir + "/" + name, contents: Data(bytes))
+            XCTAssertEqual(try runBlobctl(["--store", storePath, "put", dir + "/" + name]).status, 0)
+        }
+        func stored() throws -> Int {
+            let df = try runBlobctl(["--store", storePath, "df", "--json"])
+            return try XCTUnwrap((try JSONSerialization.jsonObject(with: Data(df.stdout.utf8)) as? [String: Any])?["storedBytes"] as? Int)
+        }
+        let before = try stored()
+        let containerd = try Containerd(self, store: storePath)
+
+        let imported = try containerd.ctr(["images", "import", "--base-name", "example.org/app", "--no-unpack", dir + "/image.tar"])
+        XCTAssertEqual(imported.status, 0, imported.stderr + containerd.log("proxy.log"))
+        XCTAssertTrue(try containerd.ctr(["images", "ls", "-q"]).stdout.contains("example.org/app:v1"))
+        let get = try runTool("/bin/sh", ["-c", "exec ctr --address '\(containerd.socket)' content get \(ownLayer.sha256) > '\(dir)/own.out'"])
+        XCTAssertEqual(get.status, 0, get.stderr)
+        XCTAssertEqual(FileManager.default.contents(atPath: dir + "/own.out").map(Array.init), ownLayer)
+        XCTAssertLessThan(try stored() - before, ownLayer.count + 100_000, "the shared layer was not stored again")
+        let store = try Store.open(at: storePath)
+        let claimed = Set(try store.claims(by: "containerd").map(\.digest))
+        XCTAssertTrue(claimed.isSuperset(of: [sharedLayer.sha256, ownLayer.sha256, image.config.sha256, image.manifestDigest]), "\(claimed)")
+        XCTAssertFalse(claimed.contains(foreign.sha256), "containerd never wrote it")
+
+        // A write whose bytes are not the digest it promised stores and claims nothing.
+        let wrong = try containerd.ctr(["content", "ingest", "--expected-size", "\(foreign.count)", "--expected-digest", "\(Array("other bytes".utf8).sha256)", "bad"],
+                                       input: dir + "/foreign")
+        XCTAssertNotEqual(wrong.status, 0)
+        XCTAssertTrue(wrong.stderr.contains("digest mismatch"), wrong.stderr)
+
+        // The image removed, containerd's GC deletes its blobs: the claims go.
+        XCTAssertEqual(try containerd.ctr(["images", "rm", "example.org/app:v1"]).status, 0)
+        let deadline = Date().addingTimeInterval(20)
+        while try !store.claims(by: "containerd").isEmpty {
+            guard Date() < deadline else { return XCTFail("containerd's GC did not drop its claims:\n\(containerd.log("containerd.log").suffix(2000))") }
+            usleep(100_000)
+        }
+        XCTAssertEqual(try runBlobctl(["--store", storePath, "gc"]).status, 0)
+        XCTAssertEqual(try store.readAll(sharedLayer.sha256), sharedLayer, "blobctl's pin still holds it")
+        XCTAssertEqual(try store.readAll(foreign.sha256), foreign, "containerd's GC never saw it")
+        XCTAssertFalse(try store.contains(ownLayer.sha256), "only containerd held it")
+        XCTAssertTrue(try StoreChecker(store: store).check().isHealthy)
+        try store.close()
+    }
+}
