@@ -8,10 +8,13 @@ import SwiftProtobuf
 /// size and digest containerd expects. They live in this process: after a restart
 /// containerd's next STAT finds none and it starts the write over.
 final class Ingests: @unchecked Sendable {
+    /// The session is used only by the stream holding the ref; the other fields are also
+    /// read by Status and ListStatuses, so they change under `lock`.
     private final class Entry {
         let session: IngestSession
         var total: Int64 = 0
         var expected = ""
+        var written: Int64 = 0
         let startedAt = Date()
         var updatedAt = Date()
         init(session: IngestSession) { self.session = session }
@@ -51,33 +54,41 @@ final class Ingests: @unchecked Sendable {
             entries[ref] = entry
             lock.unlock()
         }
+        lock.lock()
         if message.total > 0 { entry.total = message.total }
         if !message.expected.isEmpty { entry.expected = message.expected }
+        lock.unlock()
         if message.action != .stat && !message.data.isEmpty {
             guard message.offset == Int64(entry.session.size) else {
                 throw RPCError(code: .failedPrecondition, message: "write of \(ref) at offset \(message.offset), but \(entry.session.size) bytes were written")
             }
             try message.data.withUnsafeBytes { try entry.session.append($0) }
+            lock.lock()
+            entry.written = Int64(entry.session.size)
             entry.updatedAt = Date()
+            lock.unlock()
         }
+        lock.lock()
         var reply = Containerd_Services_Content_V1_WriteContentResponse.with {
             $0.action = message.action
             $0.startedAt = Google_Protobuf_Timestamp(date: entry.startedAt)
             $0.updatedAt = Google_Protobuf_Timestamp(date: entry.updatedAt)
-            $0.offset = Int64(entry.session.size)
+            $0.offset = entry.written
             $0.total = entry.total
         }
+        let (total, expectedText) = (entry.total, entry.expected)
+        lock.unlock()
         guard message.action == .commit else { return reply }
         defer { drop(ref) }
-        if entry.total > 0 && entry.total != Int64(entry.session.size) {
+        if total > 0 && total != Int64(entry.session.size) {
             try? entry.session.abort()
-            throw RPCError(code: .failedPrecondition, message: "commit of \(ref) after \(entry.session.size) bytes, expected \(entry.total)")
+            throw RPCError(code: .failedPrecondition, message: "commit of \(ref) after \(entry.session.size) bytes, expected \(total)")
         }
         var expected: Digest?
-        if !entry.expected.isEmpty {
-            guard let parsed = Digest(parsing: entry.expected) else {
+        if !expectedText.isEmpty {
+            guard let parsed = Digest(parsing: expectedText) else {
                 try? entry.session.abort()
-                throw RPCError(code: .invalidArgument, message: "invalid expected digest \(entry.expected)")
+                throw RPCError(code: .invalidArgument, message: "invalid expected digest \(expectedText)")
             }
             expected = parsed
         }
@@ -103,15 +114,15 @@ final class Ingests: @unchecked Sendable {
     }
 
     func status(_ ref: String) -> Containerd_Services_Content_V1_Status? {
-        guard let entry = entry(ref) else { return nil }
-        return Self.describe(ref, entry)
+        lock.lock()
+        defer { lock.unlock() }
+        return entries[ref].map { Self.describe(ref, $0) }
     }
 
     func all() -> [Containerd_Services_Content_V1_Status] {
         lock.lock()
-        let snapshot = entries
-        lock.unlock()
-        return snapshot.sorted { $0.key < $1.key }.map { Self.describe($0.key, $0.value) }
+        defer { lock.unlock() }
+        return entries.sorted { $0.key < $1.key }.map { Self.describe($0.key, $0.value) }
     }
 
     /// Drops an ingest and what it wrote; false when there is none.
@@ -124,10 +135,11 @@ final class Ingests: @unchecked Sendable {
         return true
     }
 
+    /// Under `lock`.
     private static func describe(_ ref: String, _ entry: Entry) -> Containerd_Services_Content_V1_Status {
         .with {
             $0.ref = ref
-            $0.offset = Int64(entry.session.size)
+            $0.offset = entry.written
             $0.total = entry.total
             $0.expected = entry.expected
             $0.startedAt = Google_Protobuf_Timestamp(date: entry.startedAt)
