@@ -55,6 +55,21 @@ final class CSIDriverTests: XCTestCase {
         let node: Csi_V1_Node.Client<HTTP2ClientTransport.Posix>
     }
 
+    /// A directory for publication targets; whatever a failed test left mounted in it is
+    /// unmounted at teardown (registered after the directory's own removal, so it runs first).
+    private func mountDirectory() throws -> String {
+        let base = try makeTemporaryDirectory(self)
+        addTeardownBlock {
+            guard let table = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return }
+            let points = table.split(separator: "\n").compactMap { line -> String? in
+                let fields = line.split(separator: " ")
+                return fields.count > 4 && fields[4].hasPrefix(base) ? String(fields[4]) : nil
+            }
+            for point in points.sorted().reversed() { umount2(point, Int32(MNT_DETACH)) }
+        }
+        return base
+    }
+
     private func withDriver(_ body: (Clients, DriverProcess) async throws -> Void) async throws {
         let store = try makeTemporaryDirectory(self) + "/store"
         let driver = try DriverProcess(self, store: store)
@@ -185,7 +200,7 @@ final class CSIDriverTests: XCTestCase {
     func testPublishSnapshotCloneAndDelete() async throws {
         try await withDriver { c, driver in
             _ = try await create(c, "data")
-            let base = try makeTemporaryDirectory(self)
+            let base = try mountDirectory()
             let target = base + "/pods/one/mount"
             func publish(_ volume: String, _ path: String, readOnly: Bool = false) async throws {
                 _ = try await c.node.nodePublishVolume(.with {
@@ -273,7 +288,7 @@ final class CSIDriverTests: XCTestCase {
     /// clones whose last one reads the original bytes, for no new stored bytes.
     func testRestartLosesNothingAndSnapshotsAndClonesHaveNoCliff() async throws {
         let store = try makeTemporaryDirectory(self) + "/store"
-        let target = try makeTemporaryDirectory(self) + "/mount"
+        let target = try mountDirectory() + "/mount"
         func connect(_ body: (Clients) async throws -> Void) async throws {
             let driver = try DriverProcess(self, store: store)
             try await withGRPCClient(transport: .http2NIOPosix(target: .unixDomainSocket(path: driver.socket), transportSecurity: .plaintext)) { client in
@@ -365,7 +380,7 @@ final class CSIDriverTests: XCTestCase {
     func testConcurrentOperationsOnOneVolumeAreAborted() async throws {
         try await withDriver { c, _ in
             _ = try await create(c, "busy")
-            let target = try makeTemporaryDirectory(self) + "/mount"
+            let target = try mountDirectory() + "/mount"
             _ = try await c.node.nodePublishVolume(.with { $0.volumeID = "busy"; $0.targetPath = target; $0.volumeCapability = Self.mount })
             var random = TestRandom(seed: 7300)
             FileManager.default.createFile(atPath: target + "/big", contents: nil)
