@@ -51,13 +51,7 @@ final class MergedTree: @unchecked Sendable {
 
     /// Builds the tree of an image manifest (for an index: its linux/amd64 entry, or the first).
     init(store: Store, manifest: Digest, inodes: InodeAllocator) throws {
-        var m = try store.manifest(manifest)
-        if m.isIndex {
-            let pick = m.manifests.first { $0.platform?.os == "linux" && $0.platform?.architecture == "amd64" } ?? m.manifests.first
-            guard let pick else { throw BlobStoreError(.notFound, "image index \(manifest) lists no manifests") }
-            m = try store.manifest(pick.digest)
-        }
-        for layer in m.layers {
+        for layer in try store.platformManifest(manifest).layers {
             try apply(store.layerIndex(layer.digest))
         }
         finish(root, inodes: inodes)

@@ -28,12 +28,7 @@ public struct ImageSeed: Sendable, Equatable {
     /// The blob is protected by a lease until the volume holds it.
     public func seed(_ name: String, store: Store, scratch: String) throws {
         let info = try store.image(image)
-        var manifest = try store.manifest(info.manifest)
-        if manifest.isIndex {
-            let pick = manifest.manifests.first { $0.platform?.os == "linux" && $0.platform?.architecture == "amd64" } ?? manifest.manifests.first
-            guard let pick else { throw BlobStoreError(.notFound, "image index \(info.reference) lists no manifests") }
-            manifest = try store.manifest(pick.digest)
-        }
+        let manifest = try store.platformManifest(info.manifest)
         let root = scratch + "/rootfs"
         try? FileManager.default.removeItem(atPath: scratch)
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)

@@ -1,16 +1,11 @@
-import CSIProtocol
-import Dispatch
+import BlobStore
 import GRPCCore
 
-/// Runs engine work (file system and index calls that may block) off the async threads,
-/// and turns its errors into gRPC statuses.
+/// Engine work (file system and index calls that may block) on the store's blocking pool,
+/// its errors turned into gRPC statuses.
 func blocking<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
     do {
-        return try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global().async {
-                do { continuation.resume(returning: try work()) } catch { continuation.resume(throwing: error) }
-            }
-        }
+        return try await Blocking.run(work)
     } catch {
         throw CSIError.from(error)
     }

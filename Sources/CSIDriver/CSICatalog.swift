@@ -36,6 +36,16 @@ struct CSICatalog: Sendable {
     static func snapshotVolume(_ snapshotID: String) -> String { snapshotPrefix + snapshotID }
     static func isSnapshotVolume(_ name: String) -> Bool { name.hasPrefix(snapshotPrefix) }
 
+    /// Whether `id` names a CSI volume: a store volume that is not a snapshot's.
+    static func volumeExists(_ id: String, in store: Store) -> Bool {
+        !isSnapshotVolume(id) && (try? store.volume(id)) != nil
+    }
+
+    /// Whether snapshot `id`'s store volume exists.
+    static func snapshotExists(_ id: String, in store: Store) -> Bool {
+        (try? store.volume(snapshotVolume(id))) != nil
+    }
+
     func volume(_ id: String) -> VolumeRecord? { read("volumes", id) }
     func setVolume(_ id: String, _ record: VolumeRecord) throws { try write("volumes", id, record) }
     func removeVolume(_ id: String) { unlink(path("volumes", id)) }

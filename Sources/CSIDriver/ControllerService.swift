@@ -36,7 +36,7 @@ struct ControllerService: Csi_V1_Controller.SimpleServiceProtocol {
         let contentSource = request.hasVolumeContentSource ? request.volumeContentSource : nil
         let volume = try await blocking { () -> Csi_V1_Volume in
             try operations.run(name) {
-                if let existing = catalog.volume(name), (try? engine.store.volume(name)) != nil {
+                if let existing = catalog.volume(name), CSICatalog.volumeExists(name, in: engine.store) {
                     guard existing.source == source else {
                         throw CSIError.exists("volume \(name) exists with another content source (\(existing.source.isEmpty ? "none" : existing.source))")
                     }
@@ -53,7 +53,7 @@ struct ControllerService: Csi_V1_Controller.SimpleServiceProtocol {
                     }
                     content = info.snapshot
                 case .volume(let v)?:
-                    guard !CSICatalog.isSnapshotVolume(v.volumeID), (try? engine.store.volume(v.volumeID)) != nil else {
+                    guard CSICatalog.volumeExists(v.volumeID, in: engine.store) else {
                         throw CSIError.notFound("source volume \(v.volumeID) not found")
                     }
                     content = try engine.recordNow(v.volumeID)
@@ -74,7 +74,7 @@ struct ControllerService: Csi_V1_Controller.SimpleServiceProtocol {
         let (engine, catalog, operations) = (self.engine, self.catalog, self.operations)
         try await blocking {
             try operations.run(id) {
-                guard !CSICatalog.isSnapshotVolume(id), (try? engine.store.volume(id)) != nil else {
+                guard CSICatalog.volumeExists(id, in: engine.store) else {
                     catalog.removeVolume(id)
                     return // already gone: success, as the spec asks of a repeat
                 }
@@ -89,7 +89,7 @@ struct ControllerService: Csi_V1_Controller.SimpleServiceProtocol {
         guard !request.volumeID.isEmpty else { throw CSIError.invalid("volume_id is required") }
         guard !request.volumeCapabilities.isEmpty else { throw CSIError.invalid("volume_capabilities is required") }
         let engine = self.engine, id = request.volumeID
-        let exists = try await blocking { !CSICatalog.isSnapshotVolume(id) && (try? engine.store.volume(id)) != nil }
+        let exists = try await blocking { CSICatalog.volumeExists(id, in: engine.store) }
         guard exists else { throw CSIError.notFound("volume \(id) not found") }
         if let problem = Self.unsupported(request.volumeCapabilities) { return .with { $0.message = problem } }
         return .with {
@@ -135,7 +135,7 @@ struct ControllerService: Csi_V1_Controller.SimpleServiceProtocol {
         let (engine, catalog, operations) = (self.engine, self.catalog, self.operations)
         let granted = try await blocking { () -> Int64 in
             try operations.run(id) {
-                guard !CSICatalog.isSnapshotVolume(id), (try? engine.store.volume(id)) != nil else { throw CSIError.notFound("volume \(id) not found") }
+                guard CSICatalog.volumeExists(id, in: engine.store) else { throw CSIError.notFound("volume \(id) not found") }
                 var record = catalog.volume(id) ?? .init(capacityBytes: 0, source: "")
                 record.capacityBytes = max(record.capacityBytes, capacity)
                 try catalog.setVolume(id, record)
@@ -157,13 +157,13 @@ struct ControllerService: Csi_V1_Controller.SimpleServiceProtocol {
         let (engine, catalog, operations) = (self.engine, self.catalog, self.operations)
         let snapshot = try await blocking { () -> Csi_V1_Snapshot in
             try operations.run("snapshot " + name) {
-                if let existing = catalog.snapshot(name), (try? engine.store.volume(CSICatalog.snapshotVolume(name))) != nil {
+                if let existing = catalog.snapshot(name), CSICatalog.snapshotExists(name, in: engine.store) {
                     guard existing.sourceVolume == source else {
                         throw CSIError.exists("snapshot \(name) exists, of volume \(existing.sourceVolume)")
                     }
                     return try Self.describeSnapshot(engine.store, name, existing)
                 }
-                guard !CSICatalog.isSnapshotVolume(source), (try? engine.store.volume(source)) != nil else {
+                guard CSICatalog.volumeExists(source, in: engine.store) else {
                     throw CSIError.notFound("source volume \(source) not found")
                 }
                 // What the volume's files hold now, recorded first if it is in use.
@@ -183,7 +183,7 @@ struct ControllerService: Csi_V1_Controller.SimpleServiceProtocol {
         let (engine, catalog, operations) = (self.engine, self.catalog, self.operations)
         try await blocking {
             try operations.run("snapshot " + id) {
-                if (try? engine.store.volume(CSICatalog.snapshotVolume(id))) != nil { try engine.store.removeVolume(CSICatalog.snapshotVolume(id)) }
+                if CSICatalog.snapshotExists(id, in: engine.store) { try engine.store.removeVolume(CSICatalog.snapshotVolume(id)) }
                 catalog.removeSnapshot(id)
             }
         }

@@ -27,7 +27,7 @@ struct NodeService: Csi_V1_Node.SimpleServiceProtocol {
         let (engine, operations) = (self.engine, self.operations)
         try await blocking {
             try operations.run(id) {
-                guard !CSICatalog.isSnapshotVolume(id), (try? engine.store.volume(id)) != nil else { throw CSIError.notFound("volume \(id) not found") }
+                guard CSICatalog.volumeExists(id, in: engine.store) else { throw CSIError.notFound("volume \(id) not found") }
                 if MountTable.isMountPoint(target) {
                     // A repeat of this publication is fine; another volume there is a clash.
                     guard try engine.volume(id).mountIDs.contains(target) else {

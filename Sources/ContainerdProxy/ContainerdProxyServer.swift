@@ -3,7 +3,6 @@ import ContainerdProtocol
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
-import Logging
 
 /// `blobctl containerd-proxy`: the store as containerd's content store, over the gRPC proxy
 /// plugin protocol on a Unix socket (`[proxy_plugins.NAME] type = "content"` in
@@ -11,12 +10,10 @@ import Logging
 public struct ContainerdProxyServer: Sendable {
     public let store: Store
     public let socketPath: String
-    public var logger: Logger
 
-    public init(store: Store, socketPath: String, logger: Logger) {
+    public init(store: Store, socketPath: String) {
         self.store = store
         self.socketPath = socketPath
-        self.logger = logger
     }
 
     public func run(onRunning: @escaping @Sendable () async -> Void = {}) async throws {

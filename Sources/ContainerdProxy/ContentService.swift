@@ -74,7 +74,7 @@ struct ContentService: Containerd_Services_Content_V1_Content.SimpleServiceProto
         return .init()
     }
 
-    /// Bytes from `offset`, `size` of them (0: to the end), in pieces of at most 1 MiB.
+    /// Bytes from `offset`, `size` of them (0: to the end), in pieces of about 1 MiB.
     func read(request: Containerd_Services_Content_V1_ReadContentRequest,
               response: RPCWriter<Containerd_Services_Content_V1_ReadContentResponse>, context: ServerContext) async throws {
         let digest = try Self.digest(request.digest)
@@ -87,18 +87,17 @@ struct ContentService: Containerd_Services_Content_V1_Content.SimpleServiceProto
         let start = UInt64(request.offset)
         guard start <= total else { throw RPCError(code: .outOfRange, message: "offset \(start) is past the end (\(total) bytes)") }
         let end = request.size == 0 ? total : min(total, start + UInt64(request.size))
-        var at = start
-        while at < end {
-            let upTo = min(end, at + (1 << 20))
-            let range = at..<upTo
-            let data = try await offload { () -> Data in
-                var out = Data(capacity: Int(range.count))
-                try store.read(digest, range: range) { out.append(contentsOf: $0) }
-                return out
-            }
-            let offset = Int64(at)
-            try await response.write(.with { $0.offset = offset; $0.data = data })
-            at = upTo
+        guard start < end else { return }
+        // One stream over the range: its chunk locations are looked up once.
+        let stream = try await offload { try BlobStream(store: store, digest: digest, range: start..<end, batchBytes: 1 << 20) }
+        var offset = Int64(start)
+        while let piece = try await offload({ () -> Data? in
+            var out = Data()
+            return try stream.next { out.append(contentsOf: $0) } ? out : nil
+        }) {
+            let at = offset
+            try await response.write(.with { $0.offset = at; $0.data = piece })
+            offset += Int64(piece.count)
         }
     }
 
@@ -155,14 +154,10 @@ struct ContentService: Containerd_Services_Content_V1_Content.SimpleServiceProto
     }
 }
 
-/// Store work off the async threads; store errors become gRPC statuses.
+/// Store work on the store's blocking pool; store errors become gRPC statuses.
 func offload<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
     do {
-        return try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global().async {
-                do { continuation.resume(returning: try work()) } catch { continuation.resume(throwing: error) }
-            }
-        }
+        return try await Blocking.run(work)
     } catch let error as BlobStoreError {
         switch error.code {
         case .notFound: throw RPCError(code: .notFound, message: error.message)

@@ -92,7 +92,7 @@ public struct VolumePluginServer {
         return Response(status: status, headers: [.contentType: contentType], body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 
-    /// Parses the JSON body (64 KiB at most), runs the engine off the async threads, and
+    /// Parses the JSON body (64 KiB at most), runs the engine on the store's blocking pool, and
     /// answers `{"Err": …}` with a 500 when it throws, as Docker expects.
     static func call(_ request: Request, _ context: some RequestContext, _ logger: Logger,
                      _ work: @escaping @Sendable ([String: Any]) throws -> [String: Any]) async throws -> Response {
@@ -109,11 +109,7 @@ public struct VolumePluginServer {
                 "path": "\(request.uri.path)", "volume": "\(body["Name"] as? String ?? "-")", "ms": "\(String(format: "%.1f", ms))"])
         }
         do {
-            var result = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<UncheckedSendable<[String: Any]>, Error>) in
-                DispatchQueue.global().async {
-                    do { continuation.resume(returning: UncheckedSendable(try work(box.value))) } catch { continuation.resume(throwing: error) }
-                }
-            }.value
+            var result = try await Blocking.run { UncheckedSendable(try work(box.value)) }.value
             result["Err"] = ""
             return try reply(result)
         } catch {

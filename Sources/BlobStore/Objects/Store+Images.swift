@@ -94,6 +94,16 @@ extension Store {
         return try Manifest(parsing: readAll(digest), declaredType: info.mediaType)
     }
 
+    /// The image manifest whose layers make up an image's file system: `digest` itself, or
+    /// for an index its linux/amd64 entry (else its first).
+    public func platformManifest(_ digest: Digest) throws -> Manifest {
+        let m = try manifest(digest)
+        guard m.isIndex else { return m }
+        let pick = m.manifests.first { $0.platform?.os == "linux" && $0.platform?.architecture == "amd64" } ?? m.manifests.first
+        guard let pick else { throw BlobStoreError(.notFound, "image index \(digest) lists no manifests") }
+        return try manifest(pick.digest)
+    }
+
     /// Every blob an image uses, the manifest first, each once.
     public func closure(of manifest: Digest) throws -> [Digest] {
         try index.read { txn in

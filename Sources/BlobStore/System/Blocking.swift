@@ -6,14 +6,15 @@ import Foundation
 /// A fixed set of threads takes jobs in arrival order. A concurrent dispatch queue would
 /// start a new thread for every job blocked on disk, up to hundreds under load; here the
 /// thread count is fixed, and the queue of waiting jobs is bounded by the server's request
-/// admission (each admitted request has at most two jobs queued at once).
-enum Blocking {
+/// admission (each admitted request has at most two jobs queued at once). The registry, the
+/// volume plugin, the CSI driver and the containerd proxy all run their store calls here.
+public enum Blocking {
     private static let lock = NSLock()
     nonisolated(unsafe) private static var configuredThreads = 16
     nonisolated(unsafe) private static var started: BlockingPool?
 
     /// Sets the number of threads; only before the first job (the server calls it at start).
-    static func configure(threads: Int) {
+    public static func configure(threads: Int) {
         lock.lock()
         defer { lock.unlock() }
         if started == nil { configuredThreads = max(1, threads) }
@@ -28,7 +29,7 @@ enum Blocking {
         return pool
     }
 
-    static func run<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    public static func run<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
         let pool = self.pool
         return try await withCheckedThrowingContinuation { continuation in
             pool.submit {

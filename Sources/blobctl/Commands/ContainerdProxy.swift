@@ -24,7 +24,7 @@ struct ContainerdProxy: AsyncParsableCommand {
         let s = try store.openOrCreate()
         let socket = self.socket
         try FileManager.default.createDirectory(atPath: (socket as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        let server = ContainerdProxyServer(store: s, socketPath: socket, logger: logger)
+        let server = ContainerdProxyServer(store: s, socketPath: socket)
         let announce = logger
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await server.run { announce.info("containerd proxy listening", metadata: ["socket": "\(socket)"]) } }
