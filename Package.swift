@@ -33,10 +33,11 @@ let package = Package(
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CFuse", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
         .systemLibrary(name: "CMalloc"),
+        .systemLibrary(name: "CXattr"),
         .target(
             name: "BlobStore",
             dependencies: [
-                "CZstd", "CLMDB", "CCrypto", "CZlib",
+                "CZstd", "CLMDB", "CCrypto", "CZlib", "CXattr",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -103,6 +104,7 @@ let package = Package(
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .target(
@@ -121,7 +123,7 @@ let package = Package(
         .testTarget(
             name: "BlobStoreTests",
             dependencies: [
-                "BlobStore", "GC", "BlobVolumes", "blobctl", "CSIProtocol",
+                "BlobStore", "GC", "BlobVolumes", "blobctl", "CSIProtocol", "ContainerdProtocol",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
             ]

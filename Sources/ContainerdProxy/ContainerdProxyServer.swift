@@ -3,20 +3,29 @@ import ContainerdProtocol
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
+import Logging
 
-/// `blobctl containerd-proxy`: the store as containerd's content store, over the gRPC proxy
-/// plugin protocol on a Unix socket (`[proxy_plugins.NAME] type = "content"` in
-/// containerd's config, with its built-in content store disabled).
+/// `blobctl containerd-proxy`: the store as containerd's content store and snapshotter, over
+/// the gRPC proxy plugin protocol on one Unix socket (`[proxy_plugins.NAME]` with `type =
+/// "content"` and `type = "snapshot"` in containerd's config, its built-in content store
+/// disabled).
 public struct ContainerdProxyServer: Sendable {
     public let store: Store
     public let socketPath: String
+    /// Seconds a committed snapshot's tree stays unpacked once nothing stands on it; nil: always.
+    public let settleAfter: TimeInterval?
+    public let logger: Logger
 
-    public init(store: Store, socketPath: String) {
+    public init(store: Store, socketPath: String, settleAfter: TimeInterval? = nil, logger: Logger = Logger(label: "blobstore.containerd-proxy")) {
         self.store = store
         self.socketPath = socketPath
+        self.settleAfter = settleAfter
+        self.logger = logger
     }
 
     public func run(onRunning: @escaping @Sendable () async -> Void = {}) async throws {
+        let snapshotter = try Snapshotter(store: store, settleAfter: settleAfter)
+        try snapshotter.cleanup()
         unlink(socketPath)
         defer { unlink(socketPath) }
         // containerd sends and accepts messages of up to 16 MiB.
@@ -24,9 +33,24 @@ public struct ContainerdProxyServer: Sendable {
             transport: .http2NIOPosix(
                 address: .unixDomainSocket(path: socketPath), transportSecurity: .plaintext,
                 config: .defaults { $0.rpc.maxRequestPayloadSize = 16 << 20 }),
-            services: [ContentService(store: store, ingests: Ingests())])
+            services: [ContentService(store: store, ingests: Ingests()), SnapshotService(snapshotter: snapshotter)])
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask { try await server.serve() }
+            if let settleAfter {
+                group.addTask {
+                    // Checked a few times per period, so a tree goes soon after its time is up.
+                    let period = max(1, min(settleAfter / 4, 60))
+                    while !Task.isCancelled {
+                        try await Task.sleep(for: .seconds(period))
+                        do {
+                            let settled = try await Blocking.run { try snapshotter.settle(idle: settleAfter) }
+                            if settled > 0 { logger.info("settled \(settled) idle snapshot tree(s): their layers stay in the store") }
+                        } catch {
+                            logger.error("settling idle snapshot trees failed: \(error)")
+                        }
+                    }
+                }
+            }
             if try await server.listeningAddress != nil { await onRunning() }
         }
     }

@@ -50,15 +50,17 @@ struct ContentService: Containerd_Services_Content_V1_Content.SimpleServiceProto
         return .with { $0.info = info }
     }
 
-    /// Every blob containerd claimed. Filters are not applied (containerd's own callers,
-    /// its GC among them, list without them).
+    /// Every blob containerd claimed that the filters (`digest`, `size`, `labels.KEY`) pass.
     func list(request: Containerd_Services_Content_V1_ListContentRequest,
               response: RPCWriter<Containerd_Services_Content_V1_ListContentResponse>, context: ServerContext) async throws {
         let store = self.store
+        let filters: Filters
+        do { filters = try Filters(request.filters) } catch { throw RPCError(code: .invalidArgument, message: "\(error)") }
         let infos = try await offload { () -> [Containerd_Services_Content_V1_Info] in
             try store.claims(by: Self.holder).compactMap { claim in
                 guard let size = try? store.stat(claim.digest).size else { return nil }
-                return Self.describe(claim, size: size)
+                let info = Self.describe(claim, size: size)
+                return filters.matches { Self.field($0, of: info) } ? info : nil
             }
         }
         for start in stride(from: 0, to: infos.count, by: 100) {
@@ -135,6 +137,15 @@ struct ContentService: Containerd_Services_Content_V1_Content.SimpleServiceProto
             let reply = try await offload { try ingests.apply(message, ref: name, store: store) }
             try await response.write(reply)
             if message.action == .commit { return }
+        }
+    }
+
+    static func field(_ path: [String], of info: Containerd_Services_Content_V1_Info) -> String? {
+        switch path.first {
+        case "digest": return path.count == 1 ? info.digest : nil
+        case "size": return path.count == 1 ? String(info.size) : nil
+        case "labels": return path.count == 2 ? info.labels[path[1]] : nil
+        default: return nil
         }
     }
 

@@ -9,81 +9,6 @@ import Glibc
 /// A real containerd (started by hand, its built-in content store disabled) using
 /// `blobctl containerd-proxy` as its content store.
 final class ContainerdContentTests: XCTestCase {
-    /// containerd and the proxy, each with its state under one temporary directory.
-    final class Containerd: @unchecked Sendable {
-        let directory: String
-        let socket: String
-        let store: String
-        private let daemon = Process()
-        private let proxy = Process()
-        private let ctrPath: String
-
-        init(_ test: XCTestCase, store: String) throws {
-            let containerd = try requireTool("containerd")
-            ctrPath = try requireTool("ctr")
-            self.store = store
-            directory = "/tmp/bs-ctrd-" + String(UUID().uuidString.prefix(8)) // sockets need short paths
-            try FileManager.default.createDirectory(atPath: directory + "/sock", withIntermediateDirectories: true)
-            socket = directory + "/sock/containerd.sock"
-            let proxySocket = directory + "/sock/content.sock"
-            let config = """
-                version = 2
-                root = "\(directory)/root"
-                state = "\(directory)/state"
-                disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.content.v1.content"]
-                [grpc]
-                  address = "\(socket)"
-                [ttrpc]
-                  address = "\(socket).ttrpc"
-                [proxy_plugins.blobstore-content]
-                  type = "content"
-                  address = "\(proxySocket)"
-                """
-            try config.write(toFile: directory + "/config.toml", atomically: true, encoding: .utf8)
-            for (process, path, arguments, log) in [
-                (proxy, try blobctlPath(), ["containerd-proxy", "--store", store, "--socket", proxySocket], "proxy.log"),
-                (daemon, containerd, ["--config", directory + "/config.toml"], "containerd.log"),
-            ] {
-                _ = FileManager.default.createFile(atPath: directory + "/" + log, contents: nil)
-                let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: directory + "/" + log))
-                process.executableURL = URL(fileURLWithPath: path)
-                process.arguments = arguments
-                process.standardOutput = handle
-                process.standardError = handle
-                try process.run()
-                try? handle.close()
-            }
-            test.addTeardownBlock { [self] in stop() }
-            let deadline = Date().addingTimeInterval(30)
-            while (try? ctr(["version"]))?.status != 0 || !log("proxy.log").contains("containerd proxy listening") {
-                guard daemon.isRunning, proxy.isRunning, Date() < deadline else {
-                    throw RegistryTestError("containerd or the proxy did not come up:\n\(log("containerd.log"))\n\(log("proxy.log"))")
-                }
-                usleep(100_000)
-            }
-        }
-
-        func log(_ name: String) -> String { (try? String(contentsOfFile: directory + "/" + name, encoding: .utf8)) ?? "" }
-
-        func ctr(_ arguments: [String]) throws -> CommandResult {
-            try runTool(ctrPath, ["--address", socket] + arguments, timeout: 60)
-        }
-
-        /// `ctr ARGS < file`.
-        func ctr(_ arguments: [String], input file: String) throws -> CommandResult {
-            let quoted = (["--address", socket] + arguments).map { "'\($0)'" }.joined(separator: " ")
-            return try runTool("/bin/sh", ["-c", "exec '\(ctrPath)' \(quoted) < '\(file)'"], timeout: 60)
-        }
-
-        func stop() {
-            for p in [daemon, proxy] where p.isRunning {
-                kill(p.processIdentifier, SIGTERM)
-                p.waitUntilExit()
-            }
-            try? FileManager.default.removeItem(atPath: directory)
-        }
-    }
-
     /// `ctr images import` writes an image through the proxy; containerd reads it back
     /// byte-exact and sees only its own blobs: a layer already in the store (as if pushed to
     /// the registry) is stored once; when the image is removed, containerd's GC deletes its
@@ -109,7 +34,7 @@ final class ContainerdContentTests: XCTestCase {
             return try XCTUnwrap((try JSONSerialization.jsonObject(with: Data(df.stdout.utf8)) as? [String: Any])?["storedBytes"] as? Int)
         }
         let before = try stored()
-        let containerd = try Containerd(self, store: storePath)
+        let containerd = try ContainerdProcess(self, store: storePath)
 
         let imported = try containerd.ctr(["images", "import", "--base-name", "example.org/app", "--no-unpack", dir + "/image.tar"])
         XCTAssertEqual(imported.status, 0, imported.stderr + containerd.log("proxy.log"))

@@ -97,4 +97,51 @@ final class TarExtractorTests: XCTestCase {
         XCTAssertFalse(fm.fileExists(atPath: root + "/tree"))
         XCTAssertFalse(try fm.subpathsOfDirectory(atPath: root).contains { $0.contains(".wh.") }, "no whiteout is left as a file")
     }
+
+    /// An overlayfs upper directory archives as the image layer it stands for (whiteouts as
+    /// `.wh.` members, the opaque mark as `.wh..wh..opq`, other extended attributes kept,
+    /// overlayfs's own not) and unpacks back into the same upper directory.
+    func testOverlayUpperRoundTrip() throws {
+        guard getuid() == 0 else { throw XCTSkip("whiteouts (mknod) and trusted.* attributes need root") }
+        let upper = try makeTemporaryDirectory(self)
+        try FileManager.default.createDirectory(atPath: upper + "/opaque/inner", withIntermediateDirectories: true)
+        try Data("kept".utf8).write(to: URL(fileURLWithPath: upper + "/opaque/file"))
+        try Data("tagged".utf8).write(to: URL(fileURLWithPath: upper + "/tagged"))
+        XCTAssertEqual(mknod(upper + "/deleted", S_IFCHR, 0), 0)
+        func attributes(_ path: String) throws -> [String: [UInt8]] {
+            let fd = open(path, O_RDONLY)
+            defer { close(fd) }
+            return try ExtendedAttributes.read(fd, path: path)
+        }
+        func setAttribute(_ path: String, _ name: String, _ value: String) throws {
+            let fd = open(path, O_RDONLY)
+            defer { close(fd) }
+            try ExtendedAttributes.write(fd, name, Array(value.utf8), path: path)
+        }
+        try setAttribute(upper + "/opaque", "trusted.overlay.opaque", "y")
+        try setAttribute(upper + "/opaque", "trusted.overlay.origin", "xx")
+        try setAttribute(upper + "/tagged", "user.origin", "test")
+        let archive = UncheckedBox([UInt8]())
+        try TarWriter.archiveDirectory(upper, overlayUpper: true) { archive.value.append(contentsOf: $0) }
+
+        let reader = tarReader(archive.value)
+        var members: [String: TarEntry] = [:]
+        while let entry = try reader.next() { members[entry.path] = entry }
+        XCTAssertEqual(Set(members.keys), [".wh.deleted", "opaque/", "opaque/.wh..wh..opq", "opaque/file", "opaque/inner/", "tagged"])
+        XCTAssertEqual(members["tagged"]?.xattrs, ["user.origin": Array("test".utf8)])
+        XCTAssertEqual(members["opaque/"]?.xattrs, [:], "overlayfs's own attributes stay out of the layer")
+
+        let target = try makeTemporaryDirectory(self)
+        try TarExtractor.extract(tarReader(archive.value), into: target, overlayUpper: true)
+        var st = stat()
+        XCTAssertEqual(lstat(target + "/deleted", &st), 0)
+        XCTAssertEqual(st.st_mode & S_IFMT, S_IFCHR)
+        XCTAssertEqual(st.st_rdev, 0)
+        XCTAssertEqual(try attributes(target + "/opaque"), ["trusted.overlay.opaque": Array("y".utf8)])
+        XCTAssertEqual(try attributes(target + "/tagged"), ["user.origin": Array("test".utf8)])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: target + "/opaque/.wh..wh..opq"))
+        let again = UncheckedBox([UInt8]())
+        try TarWriter.archiveDirectory(target, overlayUpper: true) { again.value.append(contentsOf: $0) }
+        XCTAssertEqual(again.value, archive.value, "the unpacked upper directory archives to the same layer")
+    }
 }

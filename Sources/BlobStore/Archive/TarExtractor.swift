@@ -13,8 +13,14 @@ import Glibc
 /// With `asLayer`, the stream is an image layer applied over what `root` already holds (the
 /// layers below it): `.wh.NAME` removes NAME, `.wh..wh..opq` empties its directory of what
 /// the lower layers put there, and a member replaces whatever was at its path.
+///
+/// With `overlayUpper`, the stream is an image layer unpacked as an overlayfs upper
+/// directory, to be stacked over its lower layers by overlayfs: `.wh.NAME` becomes a
+/// whiteout (character device 0/0), `.wh..wh..opq` marks its directory opaque, and the
+/// members' extended attributes are restored (what `TarWriter`'s `overlayUpper` archived).
 public enum TarExtractor {
-    public static func extract(_ reader: TarReader, into root: String, asLayer: Bool = false) throws {
+    public static func extract(_ reader: TarReader, into root: String, asLayer: Bool = false, overlayUpper: Bool = false) throws {
+        precondition(!(asLayer && overlayUpper), "a layer is applied over its lowers or unpacked as an upper, not both")
         let rootFD = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard rootFD >= 0 else { throw BlobStoreError.io("open", path: root) }
         defer { close(rootFD) }
@@ -28,6 +34,16 @@ public enum TarExtractor {
             }
             let parent = try openParent(rootFD, path.dropLast(), root: root)
             defer { close(parent) }
+            if overlayUpper && name.hasPrefix(".wh.") {
+                if name == ".wh..wh..opq" {
+                    try ExtendedAttributes.write(parent, "trusted.overlay.opaque", Array("y".utf8), path: root + "/" + entry.path)
+                } else {
+                    guard mknodat(parent, String(name.dropFirst(4)), S_IFCHR | 0o000, 0) == 0 else {
+                        throw BlobStoreError.io("mknod whiteout", path: root + "/" + entry.path)
+                    }
+                }
+                continue
+            }
             if asLayer {
                 let directory = path.dropLast().joined(separator: "/")
                 if name == ".wh..wh..opq" {
@@ -69,6 +85,12 @@ public enum TarExtractor {
                 }
                 fchown(fd, uid_t(entry.uid), gid_t(entry.gid))
                 fchmod(fd, mode_t(entry.mode & 0o7777))
+                if overlayUpper {
+                    // After chown, which clears file capabilities.
+                    for (attribute, value) in entry.xattrs.sorted(by: { $0.key < $1.key }) {
+                        try ExtendedAttributes.write(fd, attribute, value, path: root + "/" + entry.path)
+                    }
+                }
             case .symlink:
                 guard symlinkat(entry.linkTarget, parent, name) == 0 else { throw BlobStoreError.io("symlink", path: root + "/" + entry.path) }
                 fchownat(parent, name, uid_t(entry.uid), gid_t(entry.gid), AT_SYMLINK_NOFOLLOW)
@@ -103,6 +125,14 @@ public enum TarExtractor {
             let name = components.last!
             fchownat(parent, name, uid_t(entry.uid), gid_t(entry.gid), AT_SYMLINK_NOFOLLOW)
             fchmodat(parent, name, mode_t(entry.mode & 0o7777), 0)
+            if overlayUpper && !entry.xattrs.isEmpty {
+                let directory = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                guard directory >= 0 else { throw BlobStoreError.io("open", path: root + "/" + path) }
+                defer { close(directory) }
+                for (attribute, value) in entry.xattrs.sorted(by: { $0.key < $1.key }) {
+                    try ExtendedAttributes.write(directory, attribute, value, path: root + "/" + path)
+                }
+            }
             setTime(parent, name, entry)
         }
     }

@@ -269,7 +269,13 @@ extension TarWriter {
     /// opened through a `ConfinedDirectory` that follows no symlink, so a directory swapped
     /// for a symlink to elsewhere is an error ("changed while being archived"), never a read
     /// outside the tree, and each file opened must be the one listed.
-    public static func archiveDirectory(_ path: String, to sink: (UnsafeRawBufferPointer) throws -> Void) throws {
+    ///
+    /// With `overlayUpper`, the tree is an overlayfs upper directory and the archive is the
+    /// image layer it amounts to: a whiteout (character device 0/0) becomes `.wh.NAME`, an
+    /// opaque directory (`trusted.overlay.opaque`) gains a `.wh..wh..opq` member, and the
+    /// extended attributes of files and directories (file capabilities, say) are kept,
+    /// overlayfs's own excepted. `TarExtractor`'s `overlayUpper` turns it back.
+    public static func archiveDirectory(_ path: String, overlayUpper: Bool = false, to sink: (UnsafeRawBufferPointer) throws -> Void) throws {
         var rootStat = stat()
         guard lstat(path, &rootStat) == 0 else { throw BlobStoreError.io("stat", path: path) }
         guard rootStat.st_mode & S_IFMT == S_IFDIR else {
@@ -308,10 +314,25 @@ extension TarWriter {
                     var now = stat()
                     guard fstat(handle.fd, &now) == 0 else { throw BlobStoreError.io("fstat", path: file.fullPath) }
                     guard TreeWalk.isSameFile(now, st) else { throw TreeWalk.changed(file.fullPath) }
+                    if overlayUpper { entry.xattrs = try ExtendedAttributes.read(handle.fd, path: file.fullPath).filter { !$0.key.hasPrefix("trusted.overlay.") } }
                     try writer.writeEntry(entry, contentOf: handle.fd)
                 case S_IFDIR:
                     entry.kind = .directory
+                    var opaque = false
+                    if overlayUpper {
+                        let handle = try root.open(file.relative, flags: O_RDONLY | O_DIRECTORY, symlinks: .refuse)
+                        let attributes = try ExtendedAttributes.read(handle.fd, path: file.fullPath)
+                        opaque = attributes["trusted.overlay.opaque"] == Array("y".utf8)
+                        entry.xattrs = attributes.filter { !$0.key.hasPrefix("trusted.overlay.") }
+                    }
                     try writer.writeEntry(entry)
+                    if opaque {
+                        try writer.writeEntry(TarEntry(path: archivePath + ".wh..wh..opq", kind: .regular, mode: 0, mtime: entry.mtime))
+                    }
+                case S_IFCHR where overlayUpper && st.st_rdev == 0:
+                    let slash = archivePath.lastIndex(of: "/").map { archivePath.index(after: $0) } ?? archivePath.startIndex
+                    let whiteout = archivePath[..<slash] + ".wh." + archivePath[slash...]
+                    try writer.writeEntry(TarEntry(path: String(whiteout), kind: .regular, mode: 0, mtime: entry.mtime))
                 case S_IFLNK:
                     entry.kind = .symlink
                     entry.linkTarget = try TreeWalk.readLink(file, in: root)
