@@ -24,16 +24,26 @@ public struct ContainerdProxyServer: Sendable {
     }
 
     public func run(onRunning: @escaping @Sendable () async -> Void = {}) async throws {
+        // containerd reads a layer 32 KiB per call; each chunk (128 KiB on average) is then
+        // decompressed once, not once per call.
+        store.chunkCache.setCapacity(64 << 20)
         let snapshotter = try Snapshotter(store: store, settleAfter: settleAfter)
         try snapshotter.cleanup()
         unlink(socketPath)
         defer { unlink(socketPath) }
-        // containerd sends and accepts messages of up to 16 MiB.
+        // containerd sends and accepts messages of up to 16 MiB, and writes 1 MiB at a time.
+        // Its PINGs are answered before they reach the HTTP/2 handler (see PingResponder).
         let server = GRPCServer(
             transport: .http2NIOPosix(
                 address: .unixDomainSocket(path: socketPath), transportSecurity: .plaintext,
-                config: .defaults { $0.rpc.maxRequestPayloadSize = 16 << 20 }),
-            services: [ContentService(store: store, ingests: Ingests()), SnapshotService(snapshotter: snapshotter)])
+                config: .defaults {
+                    $0.rpc.maxRequestPayloadSize = 16 << 20
+                    $0.http2.targetWindowSize = 16 << 20
+                    $0.channelDebuggingCallbacks.onAcceptTCPConnection = { channel in
+                        channel.pipeline.addHandler(PingResponder(), position: .first)
+                    }
+                }),
+            services: [ContentService(store: store, ingests: Ingests(), logger: logger), SnapshotService(snapshotter: snapshotter)])
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask { try await server.serve() }
             if let settleAfter {

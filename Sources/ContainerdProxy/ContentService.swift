@@ -2,6 +2,7 @@ import BlobStore
 import ContainerdProtocol
 import Foundation
 import GRPCCore
+import Logging
 import SwiftProtobuf
 
 /// containerd's content store (`containerd.services.content.v1.Content`), served by the
@@ -17,6 +18,7 @@ struct ContentService: Containerd_Services_Content_V1_Content.SimpleServiceProto
     static let holder = "containerd"
     let store: Store
     let ingests: Ingests
+    let logger: Logger
 
     func info(request: Containerd_Services_Content_V1_InfoRequest, context: ServerContext) async throws -> Containerd_Services_Content_V1_InfoResponse {
         let digest = try Self.digest(request.digest)
@@ -82,24 +84,30 @@ struct ContentService: Containerd_Services_Content_V1_Content.SimpleServiceProto
         let digest = try Self.digest(request.digest)
         guard request.offset >= 0, request.size >= 0 else { throw RPCError(code: .invalidArgument, message: "offset and size may not be negative") }
         let store = self.store
-        let total = try await offload { () -> UInt64 in
+        let (offset, size) = (UInt64(request.offset), UInt64(request.size))
+        // containerd reads 32 KiB per call: the lookups and the first MiB are one job.
+        let (stream, first) = try await offload { () -> (BlobStream?, Data?) in
             guard try store.claim(of: digest, by: Self.holder) != nil else { throw RPCError(code: .notFound, message: "content \(digest) not found") }
-            return try store.stat(digest).size
-        }
-        let start = UInt64(request.offset)
-        guard start <= total else { throw RPCError(code: .outOfRange, message: "offset \(start) is past the end (\(total) bytes)") }
-        let end = request.size == 0 ? total : min(total, start + UInt64(request.size))
-        guard start < end else { return }
-        // One stream over the range: its chunk locations are looked up once.
-        let stream = try await offload { try BlobStream(store: store, digest: digest, range: start..<end, batchBytes: 1 << 20) }
-        var offset = Int64(start)
-        while let piece = try await offload({ () -> Data? in
+            let total = try store.stat(digest).size
+            guard offset <= total else { throw RPCError(code: .outOfRange, message: "offset \(offset) is past the end (\(total) bytes)") }
+            let end = size == 0 ? total : min(total, offset + size)
+            guard offset < end else { return (nil, nil) }
+            // One stream over the range: its chunk locations are looked up once.
+            let stream = try BlobStream(store: store, digest: digest, range: offset..<end, batchBytes: 1 << 20)
             var out = Data()
-            return try stream.next { out.append(contentsOf: $0) } ? out : nil
-        }) {
-            let at = offset
-            try await response.write(.with { $0.offset = at; $0.data = piece })
-            offset += Int64(piece.count)
+            return try stream.next { out.append(contentsOf: $0) } ? (stream, out) : (nil, nil)
+        }
+        guard let stream, var piece = first else { return }
+        var at = Int64(offset)
+        while true {
+            let (position, bytes) = (at, piece)
+            try await response.write(.with { $0.offset = position; $0.data = bytes })
+            at += Int64(piece.count)
+            guard let next = try await offload({ () -> Data? in
+                var out = Data()
+                return try stream.next { out.append(contentsOf: $0) } ? out : nil
+            }) else { return }
+            piece = next
         }
     }
 
@@ -126,6 +134,16 @@ struct ContentService: Containerd_Services_Content_V1_Content.SimpleServiceProto
                response: RPCWriter<Containerd_Services_Content_V1_WriteContentResponse>, context: ServerContext) async throws {
         var ref: String?
         defer { if let ref { ingests.unlock(ref) } }
+        do {
+            try await writeMessages(request, response: response, ref: &ref)
+        } catch {
+            logger.debug("write of \(ref ?? "(no ref)") ended: \(error)")
+            throw error
+        }
+    }
+
+    private func writeMessages(_ request: RPCAsyncSequence<Containerd_Services_Content_V1_WriteContentRequest, any Error>,
+                               response: RPCWriter<Containerd_Services_Content_V1_WriteContentResponse>, ref: inout String?) async throws {
         for try await message in request {
             if ref == nil {
                 guard !message.ref.isEmpty else { throw RPCError(code: .invalidArgument, message: "the first write message must name a ref") }

@@ -68,4 +68,22 @@ final class ContainerdContentTests: XCTestCase {
         XCTAssertTrue(try StoreChecker(store: store).check().isHealthy)
         try store.close()
     }
+
+    /// A blob far bigger than one stream's worth of containerd's bandwidth probes (a PING
+    /// per answer): written and read back whole. Before the proxy answered PINGs itself,
+    /// swift-nio-http2's PING limit closed the connection after about 100 MB.
+    func testBigBlobsGoThroughTheProxy() throws {
+        let dir = try makeTemporaryDirectory(self)
+        let containerd = try ContainerdProcess(self, store: dir + "/store")
+        let made = try runTool("/bin/sh", ["-c", "head -c 150000000 /dev/urandom > '\(dir)/big' && sha256sum '\(dir)/big'"])
+        XCTAssertEqual(made.status, 0, made.stderr)
+        let digest = "sha256:" + made.stdout.prefix(64)
+        let ingest = try containerd.ctr(["content", "ingest", "--expected-size", "150000000", "--expected-digest", digest, "big"], input: dir + "/big")
+        XCTAssertEqual(ingest.status, 0, ingest.stderr)
+        // Labeled as a root, or containerd's GC would collect it at once.
+        XCTAssertEqual(try containerd.ctr(["content", "label", digest, "containerd.io/gc.root=test"]).status, 0)
+        let get = try runTool("/bin/sh", ["-c", "ctr --address '\(containerd.socket)' content get \(digest) | sha256sum"], timeout: 120)
+        XCTAssertEqual(get.status, 0, get.stderr)
+        XCTAssertEqual("sha256:" + get.stdout.prefix(64), digest)
+    }
 }
