@@ -237,10 +237,15 @@ start_proxy() { # SETTLE_SECONDS
   done
   die "proxy did not come up"
 }
+wait_reachable() { # containerd redials a restarted proxy with a backoff of up to 3 s
+  local i
+  for i in $(seq 1 100); do $CTR snapshots --snapshotter blobstore ls >/dev/null 2>&1 && return 0; sleep 0.1; done
+  die "containerd did not reach the restarted proxy"
+}
 bytes() { du -s -B1 "$@" 2>/dev/null | awk '{ s += $1 } END { print s + 0 }'; }
-trees() { # allocated bytes of the BlobStore snapshot trees
+trees() { # allocated bytes of the BlobStore snapshot trees (fs.settled: one being removed)
   local t=0 d
-  for d in "$W"/bs-store/containerd/snapshots/*/fs; do [ -d "$d" ] && t=$((t + $(bytes "$d"))); done
+  for d in "$W"/bs-store/containerd/snapshots/*/fs "$W"/bs-store/containerd/snapshots/*/fs.settled; do [ -d "$d" ] && t=$((t + $(bytes "$d"))); done
   echo $t
 }
 now() { date +%s%N; }
@@ -278,21 +283,23 @@ run_engine() { # ENGINE
     # Settle for real: restarted with --settle-after 1, every idle tree goes.
     stop_pid "$PROXY_PID" 30
     start_proxy 1
+    wait_reachable
     for i in $(seq 1 100); do [ "$(trees)" = 0 ] && break; sleep 0.2; done
     sync
     rec "$engine" "bytes_settled_measured.$MAX" "$(bytes "$W/bs-store" "$D/root")"
     sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
-    t0=$(now); $CTR run --rm "${snap[@]}" "$REG:v1" cold /bb/busybox true >/dev/null 2>&1 || die "cold start failed"; t1=$(now)
+    t0=$(now); $CTR run --rm "${snap[@]}" "$REG:v1" cold /bb/busybox true >/dev/null 2> "$W/run.err" || die "cold start failed: $(cat "$W/run.err")"; t1=$(now)
     rec "$engine" "start_cold" "$(secs "$t0" "$t1")"
     # Back to the usual policy, so the starts below find the trees.
     stop_pid "$PROXY_PID" 30
     start_proxy 3600
+    wait_reachable
   fi
-  $CTR run --rm "${snap[@]}" "$REG:v1" warm /bb/busybox true >/dev/null 2>&1 || die "$engine: run failed"
+  $CTR run --rm "${snap[@]}" "$REG:v1" warm /bb/busybox true >/dev/null 2> "$W/run.err" || die "$engine: run failed: $(cat "$W/run.err")"
   starts=$W/starts-$engine; : > "$starts"
   for i in $(seq 1 "$START_RUNS"); do
     sync
-    t0=$(now); $CTR run --rm "${snap[@]}" "$REG:v1" "s$i" /bb/busybox true >/dev/null 2>&1 || die "$engine: start $i failed"; t1=$(now)
+    t0=$(now); $CTR run --rm "${snap[@]}" "$REG:v1" "s$i" /bb/busybox true >/dev/null 2> "$W/run.err" || die "$engine: start $i failed: $(cat "$W/run.err")"; t1=$(now)
     secs "$t0" "$t1" >> "$starts"
   done
   rec "$engine" "start_median" "$(median < "$starts")"

@@ -22,8 +22,9 @@ struct ContentService: Containerd_Services_Content_V1_Content.SimpleServiceProto
 
     func info(request: Containerd_Services_Content_V1_InfoRequest, context: ServerContext) async throws -> Containerd_Services_Content_V1_InfoResponse {
         let digest = try Self.digest(request.digest)
-        let store = self.store
-        let info = try await offload { () -> Containerd_Services_Content_V1_Info in
+        // Two index lookups, called before every 32 KiB read: answered in place, not on the
+        // blocking pool (a thread hop would cost more than the lookups).
+        let info = try await storeErrorsMapped { () -> Containerd_Services_Content_V1_Info in
             guard let claim = try store.claim(of: digest, by: Self.holder) else { throw RPCError(code: .notFound, message: "content \(digest) not found") }
             return Self.describe(claim, size: try store.stat(digest).size)
         }
@@ -185,8 +186,13 @@ struct ContentService: Containerd_Services_Content_V1_Content.SimpleServiceProto
 
 /// Store work on the store's blocking pool; store errors become gRPC statuses.
 func offload<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await storeErrorsMapped { try await Blocking.run(work) }
+}
+
+/// Store errors as gRPC statuses.
+func storeErrorsMapped<T>(_ work: () async throws -> T) async throws -> T {
     do {
-        return try await Blocking.run(work)
+        return try await work()
     } catch let error as BlobStoreError {
         switch error.code {
         case .notFound: throw RPCError(code: .notFound, message: error.message)

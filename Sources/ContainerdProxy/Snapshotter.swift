@@ -16,9 +16,9 @@ struct SnapshotMount: Sendable, Equatable {
 ///
 /// An active snapshot is an overlayfs upper directory (`<n>/fs`, with `<n>/work`) stacked
 /// over its committed ancestors, or a plain directory bound when it has none. Committing
-/// archives the upper directory as an image layer into the store (chunked, deduplicated
-/// with every other blob, claimed by holder "containerd-snapshots") and keeps the tree as
-/// a lower directory. A committed tree no snapshot has stood on for `settleAfter` seconds
+/// keeps the tree as a lower directory and archives it, in the background, as an image
+/// layer into the store (chunked, deduplicated with every other blob, claimed by holder
+/// "containerd-snapshots"). A committed tree no snapshot has stood on for `settleAfter` seconds
 /// is dropped ("settled": its bytes are then only the store's deduplicated chunks) and
 /// unpacked again from its layer when a snapshot next stands on it. Lower directories are
 /// plain local directories, not a FUSE view: a restarted or killed proxy cannot break a
@@ -35,6 +35,9 @@ final class Snapshotter: @unchecked Sendable {
     private var catalog: SnapshotCatalog
     /// When a snapshot last stood on each committed tree (in memory: a restart counts as use).
     private var lastUsed: [String: Date] = [:]
+    /// Trees being archived, by snapshot folder, one at a time.
+    private var archives: [String: DispatchGroup] = [:]
+    private let archiver = DispatchQueue(label: "blobstore.containerd.snapshots.archive")
 
     init(store: Store, settleAfter: TimeInterval? = nil) throws {
         self.store = store
@@ -46,6 +49,10 @@ final class Snapshotter: @unchecked Sendable {
         }
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         catalog = try SnapshotCatalog(path: root + "/catalog.json")
+        // Committed before a crash, never archived.
+        locked {
+            for record in catalog.records.values where record.kind == .committed && record.layer == nil { scheduleArchive(record.directory) }
+        }
     }
 
     // MARK: - containerd's calls
@@ -87,32 +94,19 @@ final class Snapshotter: @unchecked Sendable {
         }
     }
 
-    /// Archives active snapshot `key` into the store as committed snapshot `name`.
+    /// Makes active snapshot `key` committed snapshot `name` at once; its tree is archived
+    /// into the store in the background (containerd unpacks the next layer meanwhile). Until
+    /// then the snapshot has no layer and its tree stays; a restart archives what a crash
+    /// left unarchived.
     func commit(_ name: String, key: String, labels: [String: String]) throws {
         try locked {
             var record = try find(key)
             guard record.kind == .active else { throw RPCError(code: .failedPrecondition, message: "snapshot \(key) is not active") }
             guard !name.isEmpty else { throw RPCError(code: .invalidArgument, message: "a name to commit as is required") }
             guard catalog[name] == nil else { throw RPCError(code: .alreadyExists, message: "snapshot \(name) already exists") }
-            let tree = path(record) + "/fs"
-            // Under a lease from ingest to claim, so a gc in between cannot take the layer.
-            let layer = try store.withLease("containerd snapshot \(name)") { _ -> Digest in
-                let session = try store.beginIngest()
-                let result: IngestResult
-                do {
-                    try TarWriter.archiveDirectory(tree, overlayUpper: true) { try session.append($0) }
-                    result = try session.commit(mediaType: "application/vnd.oci.image.layer.v1.tar", pin: false)
-                } catch {
-                    try? session.abort()
-                    throw error
-                }
-                try store.claim(result.digest, by: Self.holder)
-                return result.digest
-            }
             let now = Date().timeIntervalSince1970
             record.name = name
             record.kind = .committed
-            record.layer = layer
             record.labels = labels
             record.createdAt = now
             record.updatedAt = now
@@ -121,10 +115,58 @@ final class Snapshotter: @unchecked Sendable {
             try catalog.save()
             lastUsed[name] = Date()
             try? FileManager.default.removeItem(atPath: path(record) + "/work")
+            scheduleArchive(record.directory)
+        }
+    }
+
+    /// Waits until every committed snapshot's tree is archived (tests, benchmarks).
+    func waitForArchives() {
+        while let pending = locked({ archives.values.first }) { pending.wait() }
+    }
+
+    private func scheduleArchive(_ directory: String) {
+        guard archives[directory] == nil else { return }
+        let group = DispatchGroup()
+        archives[directory] = group
+        archiver.async(group: group) { [self] in
+            do {
+                try archive(directory)
+            } catch {
+                // The snapshot keeps its tree and no layer: the next start tries again.
+                store.logger.error("archiving snapshot folder \(directory) into the store failed: \(error)")
+            }
+            locked { archives[directory] = nil }
+        }
+    }
+
+    /// Archives a committed snapshot's tree as an image layer and records it, claimed.
+    private func archive(_ directory: String) throws {
+        let tree = root + "/" + directory + "/fs"
+        // Under a lease from ingest to claim, so a gc in between cannot take the layer.
+        try store.withLease("containerd snapshot folder \(directory)") { _ in
+            let session = try store.beginIngest()
+            let result: IngestResult
+            do {
+                try TarWriter.archiveDirectory(tree, overlayUpper: true) { try session.append($0) }
+                result = try session.commit(mediaType: "application/vnd.oci.image.layer.v1.tar", pin: false)
+            } catch {
+                try? session.abort()
+                throw error
+            }
+            // Claimed and recorded together: `cleanup` drops claims no record holds.
+            try locked {
+                guard var record = catalog.records.values.first(where: { $0.directory == directory }), record.layer == nil else { return }
+                try store.claim(result.digest, by: Self.holder)
+                record.layer = result.digest
+                catalog.set(record)
+                try catalog.save()
+            }
         }
     }
 
     func remove(_ key: String) throws {
+        // Not while its tree is being archived.
+        while let pending = try locked({ archives[try find(key).directory] }) { pending.wait() }
         try locked {
             let record = try find(key)
             if let child = catalog.children(of: key).first {
@@ -274,7 +316,7 @@ final class Snapshotter: @unchecked Sendable {
         return record
     }
 
-    private func locked<T>(_ work: () throws -> T) throws -> T {
+    private func locked<T>(_ work: () throws -> T) rethrows -> T {
         lock.lock()
         defer { lock.unlock() }
         return try work()

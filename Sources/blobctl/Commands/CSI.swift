@@ -38,7 +38,13 @@ struct CSI: AsyncParsableCommand {
         let announce = logger
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await server.run { announce.info("csi driver listening", metadata: ["socket": "\(socket)"]) } }
-            group.addTask { await Termination.wait() }
+            group.addTask {
+                await Termination.wait()
+                // Gone before the server stops: a client that reconnects at once (containerd,
+                // kubelet) must not reach a connection being accepted during the shutdown,
+                // which grpc-swift does not survive (a trap in NIOAsyncWriter's deinit).
+                unlink(socket)
+            }
             _ = try await group.next() // the server failed, or a signal came
             group.cancelAll()
         }

@@ -35,7 +35,13 @@ struct ContainerdProxy: AsyncParsableCommand {
         let announce = logger
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await server.run { announce.info("containerd proxy listening", metadata: ["socket": "\(socket)"]) } }
-            group.addTask { await Termination.wait() }
+            group.addTask {
+                await Termination.wait()
+                // Gone before the server stops: a client that reconnects at once (containerd,
+                // kubelet) must not reach a connection being accepted during the shutdown,
+                // which grpc-swift does not survive (a trap in NIOAsyncWriter's deinit).
+                unlink(socket)
+            }
             _ = try await group.next()
             group.cancelAll()
         }
