@@ -251,7 +251,7 @@ wait_archived() { # until every committed BlobStore snapshot has its layer in th
   done
   die "snapshots still not archived after 300 s"
 }
-bytes() { du -s -B1 "$@" 2>/dev/null | awk '{ s += $1 } END { print s + 0 }'; }
+bytes() { du -s -B1 "$@" 2>/dev/null | awk '{ s += $1 } END { printf "%.0f\n", s }'; }
 trees() { # allocated bytes of the BlobStore snapshot trees (fs.settled: one being removed)
   local t=0 d
   for d in "$W"/bs-store/containerd/snapshots/*/fs "$W"/bs-store/containerd/snapshots/*/fs.settled; do [ -d "$d" ] && t=$((t + $(bytes "$d"))); done

@@ -155,6 +155,23 @@ final class ContainerdSnapshotterTests: XCTestCase {
         let run2 = try containerd.ctr(["run", "--rm", "--snapshotter", "blobstore", reference2, "c2", "/bin/cat", "/hello"])
         XCTAssertEqual(run2.stdout, "hello from v2\n", run2.stderr)
 
+        // A running container does not notice the proxy killed and restarted: its file
+        // system is local directories, so no read fails and no file handle goes stale.
+        let loop = "while true; do sha256sum /big > /tmp/sum.new && cat /tmp/sum.new > /tmp/sum || exit 7; /bin/busybox sleep 0.1; done"
+        XCTAssertEqual(try containerd.ctr(["run", "-d", "--snapshotter", "blobstore", reference, "c3", "/bin/sh", "-c", loop]).status, 0)
+        usleep(500_000)
+        containerd.killProxy()
+        usleep(1_000_000)
+        try containerd.startProxy()
+        let sum = try containerd.ctr(["tasks", "exec", "--exec-id", "check", "c3", "/bin/cat", "/tmp/sum"])
+        XCTAssertEqual(sum.stdout, "\(big.sha256.hex)  /big\n", sum.stderr)
+        let tasks = try containerd.ctr(["tasks", "ls"])
+        XCTAssertTrue(tasks.stdout.contains("RUNNING"), "the container's reads failed: \(tasks.stdout)")
+        _ = try containerd.ctr(["tasks", "kill", "-s", "SIGKILL", "c3"])
+        usleep(300_000)
+        _ = try containerd.ctr(["tasks", "rm", "-f", "c3"])
+        XCTAssertEqual(try containerd.ctr(["containers", "rm", "c3"]).status, 0)
+
         // Images removed, containerd's GC removes its snapshots and drops every claim; the
         // registry's blobs stay, and gc frees the snapshot layers only containerd held.
         for name in [reference, reference2] { XCTAssertEqual(try containerd.ctr(["images", "rm", name]).status, 0) }
