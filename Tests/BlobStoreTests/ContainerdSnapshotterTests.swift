@@ -177,7 +177,7 @@ final class ContainerdSnapshotterTests: XCTestCase {
         for name in [reference, reference2] { XCTAssertEqual(try containerd.ctr(["images", "rm", name]).status, 0) }
         let gcDeadline = Date().addingTimeInterval(30)
         while try !store.claims(by: "containerd").isEmpty || !store.claims(by: "containerd-snapshots").isEmpty {
-            guard Date() < gcDeadline else { return XCTFail("containerd's GC did not drop the claims:\n\(containerd.log("containerd.log").suffix(3000))") }
+            guard Date() < gcDeadline else { return XCTFail("containerd's GC did not drop the claims:\n\(containerd.log("containerd.log").suffix(3000))\n\(containerd.log("proxy.log").suffix(3000))") }
             usleep(200_000)
         }
         XCTAssertEqual(try runBlobctl(["--store", storePath, "gc"]).status, 0)

@@ -65,6 +65,13 @@ final class ContainerdProcess: @unchecked Sendable {
             guard proxy.isRunning, Date() < deadline else { throw RegistryTestError("the proxy did not come up:\n\(log("proxy.log"))") }
             usleep(50_000)
         }
+        // containerd redials a proxy it lost with a backoff of up to 3 s, and fails calls
+        // meanwhile (its GC among them): wait until a call that reaches the proxy works.
+        guard daemon.isRunning else { return }
+        while (try? ctr(["snapshots", "--snapshotter", "blobstore", "ls"], timeout: 10))?.status != 0 {
+            guard Date() < deadline else { throw RegistryTestError("containerd did not reach the restarted proxy:\n\(log("containerd.log").suffix(2000))") }
+            usleep(100_000)
+        }
     }
 
     /// SIGKILL: no shutdown of any kind.
