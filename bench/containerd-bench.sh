@@ -40,6 +40,9 @@
 #   BUSYBOX=PATH    static busybox (default: command -v busybox)
 #   OUT_JSON=FILE   also write the figures as JSON
 #   ENGINES="overlayfs blobstore"  the engines to run (both for the report)
+#   CHANGES=one|grow  what changes between versions: one file by a line of the same length
+#                   (default), or five files by k lines each with new mtimes (the gzip
+#                   streams of two versions then differ from the first change on)
 #   KEEP=1          keep the scratch folder
 set -euo pipefail
 export LC_ALL=C
@@ -49,6 +52,7 @@ REPO_DIR=$(cd "$SCRIPT_DIR/.." && pwd)
 COUNTS=${COUNTS:-"1 5 10 20"}
 START_RUNS=${START_RUNS:-5}
 ENGINES=${ENGINES:-"overlayfs blobstore"}
+CHANGES=${CHANGES:-one}
 KEEP=${KEEP:-0}
 PY=/usr/bin/python3; [ -x "$PY" ] || PY=python3
 
@@ -58,6 +62,7 @@ die() { printf '[cbench] ERROR: %s\n' "$*" >&2; exit 1; }
 
 [ "$(id -u)" = 0 ] || die "needs root (containerd, overlay mounts)"
 for n in $COUNTS; do [[ "$n" =~ ^[1-9][0-9]*$ ]] || die "COUNTS must be positive integers"; done
+[[ "$CHANGES" =~ ^(one|grow)$ ]] || die "CHANGES must be one or grow"
 MAX=$(printf '%s\n' $COUNTS | sort -n | tail -1)
 ensure containerd containerd
 ensure ctr containerd
@@ -109,9 +114,9 @@ log "scratch $W, containerd dirs $D, images in $CACHE, blobctl $BLOBCTL ($(sha25
 
 # ---- images -------------------------------------------------------------------------------
 mkdir -p "$CACHE"
-"$PY" - "$CORPUS" "$CACHE" "$MAX" "$BUSYBOX" <<'PYEOF'
+"$PY" - "$CORPUS" "$CACHE" "$MAX" "$BUSYBOX" "$CHANGES" <<'PYEOF'
 import gzip, hashlib, io, json, os, subprocess, sys, tarfile
-corpus, cache, count, busybox = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+corpus, cache, count, busybox, changes = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
 blobs = os.path.join(cache, "layout", "blobs", "sha256")
 os.makedirs(blobs, exist_ok=True)
 state_path = os.path.join(cache, "layers.json")
@@ -146,15 +151,20 @@ def copy_file(path):
 def app_version(k):
     source = os.path.join(corpus, "app-v1.tar" if k % 2 else "app-v2.tar")
     def write(out):
-        changed = False
+        changed = 0
         with tarfile.open(source, "r:") as src, tarfile.open(fileobj=out, mode="w:", format=tarfile.PAX_FORMAT) as dst:
             for member in src:
                 data = src.extractfile(member).read() if member.isreg() else None
-                # One file per version changes: the first .py file of at least 4 KiB.
-                if not changed and member.isreg() and member.name.endswith(".py") and member.size >= 4096:
-                    data = data + f"\n# build {k}\n".encode()
+                # "one": the first .py file of at least 4 KiB gains a line of the same length
+                # every version. "grow": the first five gain k lines and a new mtime, so the
+                # gzip streams of two versions part after the first change.
+                wanted = 1 if changes == "one" else 5
+                if changed < wanted and member.isreg() and member.name.endswith(".py") and member.size >= 4096:
+                    data = data + (f"\n# build {k}\n" * (1 if changes == "one" else k)).encode()
                     member.size = len(data)
-                    changed = True
+                    if changes == "grow":
+                        member.mtime = 1700000000 + k
+                    changed += 1
                 dst.addfile(member, io.BytesIO(data) if data is not None else None)
             version = f"{k}\n".encode()
             info = tarfile.TarInfo("VERSION"); info.size = len(version); info.mtime = 1700000000
@@ -178,7 +188,7 @@ base = gz_layer("base", copy_file(os.path.join(corpus, "base.tar")))
 tool = gz_layer("tools", tools)
 manifests = []
 for k in range(1, count + 1):
-    app = gz_layer(f"app-{k}", app_version(k))
+    app = gz_layer(f"app-{k}" if changes == "one" else f"app-{k}-{changes}", app_version(k))
     layers = [base, app, tool]
     config = blob(json.dumps({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["/bb/busybox", "sh"]},
                               "rootfs": {"type": "layers", "diff_ids": [l["diff"] for l in layers]}}, sort_keys=True).encode())
@@ -332,7 +342,7 @@ for engine in $ENGINES; do run_engine "$engine"; done
 [ "$ENGINES" = "overlayfs blobstore" ] || { cat "$RES"; exit 0; } # the report compares both
 
 # ---- report ---------------------------------------------------------------------------------
-"$PY" - "$RES" "$COUNTS" "$MAX" "${OUT_JSON:-}" <<'PYEOF'
+"$PY" - "$RES" "$COUNTS" "$MAX" "${OUT_JSON:-}" "$CHANGES" <<'PYEOF'
 import json, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 r = {(e, k): float(v) for e, k, v in rows}
@@ -341,6 +351,7 @@ top = int(sys.argv[3])
 o, b = "overlayfs", "blobstore"
 mib = lambda x: f"{x / 2**20:,.0f} MiB"
 print("containerd + overlayfs (its own content store) vs containerd + BlobStore (content store and snapshotter), same images, same run")
+print(f"versions differ by: {'one file, a line of the same length' if sys.argv[5] == 'one' else 'five files, k lines each, new mtimes'} (CHANGES={sys.argv[5]})")
 print()
 print(f"{'images':>6} | {'pull+unpack: overlayfs':>22} | {'BlobStore':>9} | {'disk: overlayfs':>15} | {'BlobStore, unpacked':>19} | {'BlobStore, settled':>18} | {'settled / overlayfs':>19}")
 for n in counts:
