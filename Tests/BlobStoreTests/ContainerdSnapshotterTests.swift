@@ -134,27 +134,6 @@ final class ContainerdSnapshotterTests: XCTestCase {
         XCTAssertEqual(try containerd.ctr(snapshots + ["rm", "view1"]).status, 0)
         XCTAssertEqual(try containerd.ctr(snapshots + ["rm", "snap1"]).status, 0)
 
-        // The proxy killed mid-pull and restarted: the pull is retried and completes.
-        let image2 = try Self.busyboxImage(big: random.bytes(40_000_000), label: "v2")
-        try image2.writeLayout(dir + "/layout2", tag: "v2")
-        let imported2 = try runBlobctl(["--store", storePath, "image", "import", dir + "/layout2", "--name", "app"])
-        XCTAssertEqual(imported2.status, 0, imported2.stderr)
-        let reference2 = "\(registry.base)/app:v2"
-        let interrupted = Process()
-        interrupted.executableURL = URL(fileURLWithPath: try requireTool("ctr"))
-        interrupted.arguments = ["--address", containerd.socket, "images", "pull", "--plain-http", "--snapshotter", "blobstore", reference2]
-        interrupted.standardOutput = FileHandle.nullDevice
-        interrupted.standardError = FileHandle.nullDevice
-        try interrupted.run()
-        usleep(300_000)
-        containerd.killProxy()
-        try containerd.startProxy()
-        interrupted.waitUntilExit()
-        let retried = try containerd.ctr(["images", "pull", "--plain-http", "--snapshotter", "blobstore", reference2])
-        XCTAssertEqual(retried.status, 0, retried.stderr + containerd.log("proxy.log"))
-        let run2 = try containerd.ctr(["run", "--rm", "--snapshotter", "blobstore", reference2, "c2", "/bin/cat", "/hello"])
-        XCTAssertEqual(run2.stdout, "hello from v2\n", run2.stderr)
-
         // A running container does not notice the proxy killed and restarted: its file
         // system is local directories, so no read fails and no file handle goes stale.
         let loop = "while true; do sha256sum /big > /tmp/sum.new && cat /tmp/sum.new > /tmp/sum || exit 7; /bin/busybox sleep 0.1; done"
@@ -174,19 +153,48 @@ final class ContainerdSnapshotterTests: XCTestCase {
 
         // Images removed, containerd's GC removes its snapshots and drops every claim; the
         // registry's blobs stay, and gc frees the snapshot layers only containerd held.
-        for name in [reference, reference2] { XCTAssertEqual(try containerd.ctr(["images", "rm", name]).status, 0) }
+        XCTAssertEqual(try containerd.ctr(["images", "rm", reference]).status, 0)
         let gcDeadline = Date().addingTimeInterval(30)
         while try !store.claims(by: "containerd").isEmpty || !store.claims(by: "containerd-snapshots").isEmpty {
-            guard Date() < gcDeadline else { return XCTFail("containerd's GC did not drop the claims:\n\(containerd.log("containerd.log").suffix(3000))\n\(containerd.log("proxy.log").suffix(3000))") }
+            guard Date() < gcDeadline else {
+                let left = try store.claims(by: "containerd").map(\.digest.description) + store.claims(by: "containerd-snapshots").map { "snapshot layer \($0.digest)" }
+                let views = try [["snapshots", "--snapshotter", "blobstore", "ls"], ["content", "ls"], ["leases", "ls"], ["images", "ls"], ["containers", "ls"]]
+                    .map { args in try containerd.ctr(args) }.map { $0.stdout + $0.stderr }.joined(separator: "\n")
+                return XCTFail("containerd's GC did not drop the claims: \(left)\n\(views)\n\(containerd.log("containerd.log").suffix(3000))\n\(containerd.log("proxy.log").suffix(3000))")
+            }
             usleep(200_000)
         }
         XCTAssertEqual(try runBlobctl(["--store", storePath, "gc"]).status, 0)
-        for layer in image.layers + image2.layers { XCTAssertTrue(try store.contains(layer.sha256), "the registry's layer \(layer.sha256) went") }
-        let imageLayers = Set((image.layers + image2.layers).map(\.sha256))
+        for layer in image.layers { XCTAssertTrue(try store.contains(layer.sha256), "the registry's layer \(layer.sha256) went") }
+        let imageLayers = Set(image.layers.map(\.sha256))
         for layer in snapshotLayers.subtracting(imageLayers) { XCTAssertFalse(try store.contains(layer), "snapshot layer \(layer) outlived its snapshot") }
         XCTAssertTrue(try StoreChecker(store: store).check().isHealthy)
         let leftovers = try FileManager.default.contentsOfDirectory(atPath: snapshotsRoot).filter { $0 != "catalog.json" }
         XCTAssertEqual(leftovers, [], "snapshot folders outlived their snapshots")
+
+        // The proxy killed mid-pull and restarted: the pull is retried and completes, and
+        // the store is sound. (Last: a pull cut short may leave containerd a lease that
+        // keeps what it wrote for a day, which would hold up the GC checks above.)
+        let image2 = try Self.busyboxImage(big: random.bytes(40_000_000), label: "v2")
+        try image2.writeLayout(dir + "/layout2", tag: "v2")
+        let imported2 = try runBlobctl(["--store", storePath, "image", "import", dir + "/layout2", "--name", "app"])
+        XCTAssertEqual(imported2.status, 0, imported2.stderr)
+        let reference2 = "\(registry.base)/app:v2"
+        let interrupted = Process()
+        interrupted.executableURL = URL(fileURLWithPath: try requireTool("ctr"))
+        interrupted.arguments = ["--address", containerd.socket, "images", "pull", "--plain-http", "--snapshotter", "blobstore", reference2]
+        interrupted.standardOutput = FileHandle.nullDevice
+        interrupted.standardError = FileHandle.nullDevice
+        try interrupted.run()
+        usleep(300_000)
+        containerd.killProxy()
+        try containerd.startProxy()
+        interrupted.waitUntilExit()
+        let retried = try containerd.ctr(["images", "pull", "--plain-http", "--snapshotter", "blobstore", reference2])
+        XCTAssertEqual(retried.status, 0, retried.stderr + containerd.log("proxy.log"))
+        let run2 = try containerd.ctr(["run", "--rm", "--snapshotter", "blobstore", reference2, "c2", "/bin/cat", "/hello"])
+        XCTAssertEqual(run2.stdout, "hello from v2\n", run2.stderr)
+        XCTAssertTrue(try StoreChecker(store: store).check().isHealthy)
         try store.close()
     }
 }
