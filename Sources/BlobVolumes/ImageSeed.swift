@@ -45,16 +45,7 @@ public struct ImageSeed: Sendable, Equatable {
             throw BlobStoreError(.notFound, "image \(info.reference) has no directory /\(path.joined(separator: "/"))")
         }
         try store.withLease("volume \(name) seed") { _ in
-            let session = try store.beginIngest()
-            let result: IngestResult
-            do {
-                try TarWriter.archiveDirectory(directory) { try session.append($0) }
-                result = try session.commit(mediaType: "application/x-tar", pin: false)
-            } catch {
-                try? session.abort()
-                throw error
-            }
-            try store.setVolumeSnapshot(name, result.digest)
+            try store.setVolumeSnapshot(name, try store.ingestDirectory(directory).digest)
         }
     }
 }

@@ -304,15 +304,7 @@ public final class VolumeEngine: @unchecked Sendable {
             return
         }
         let digest = try store.withLease("volume \(name) version") { _ -> Digest in
-            let session = try store.beginIngest()
-            let result: IngestResult
-            do {
-                try TarWriter.archiveDirectory(data) { try session.append($0) }
-                result = try session.commit(mediaType: "application/x-tar", pin: false)
-            } catch {
-                try? session.abort()
-                throw error
-            }
+            let result = try store.ingestDirectory(data)
             if try store.volume(name).snapshot != result.digest { try store.setVolumeSnapshot(name, result.digest, keepHistory: keepsVersions) }
             return result.digest
         }

@@ -144,15 +144,7 @@ final class Snapshotter: @unchecked Sendable {
         let tree = root + "/" + directory + "/fs"
         // Under a lease from ingest to claim, so a gc in between cannot take the layer.
         try store.withLease("containerd snapshot folder \(directory)") { _ in
-            let session = try store.beginIngest()
-            let result: IngestResult
-            do {
-                try TarWriter.archiveDirectory(tree, overlayUpper: true) { try session.append($0) }
-                result = try session.commit(mediaType: "application/vnd.oci.image.layer.v1.tar", pin: false)
-            } catch {
-                try? session.abort()
-                throw error
-            }
+            let result = try store.ingestDirectory(tree, overlayUpper: true, mediaType: "application/vnd.oci.image.layer.v1.tar")
             // Claimed and recorded together: `cleanup` drops claims no record holds.
             try locked {
                 guard var record = catalog.records.values.first(where: { $0.directory == directory }), record.layer == nil else { return }

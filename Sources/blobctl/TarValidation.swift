@@ -89,13 +89,6 @@ enum VolumeSnapshot {
         if !isDirectory.boolValue {
             return try TarValidation.ingest(file: source, into: store, mediaType: "application/x-tar")
         }
-        let session = try store.beginIngest()
-        do {
-            try TarWriter.archiveDirectory(source) { try session.append($0) }
-            return try session.commit(mediaType: "application/x-tar", pin: false)
-        } catch {
-            try? session.abort()
-            throw error
-        }
+        return try store.ingestDirectory(source)
     }
 }

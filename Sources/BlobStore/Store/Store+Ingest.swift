@@ -126,3 +126,19 @@ extension IngestSession {
         return w.bytes
     }
 }
+
+extension Store {
+    /// Stores the tree at `path` as one deterministic tar (`TarWriter.archiveDirectory`,
+    /// `overlayUpper` as there), unpinned: the caller holds it (a volume snapshot, a claim)
+    /// under a lease it took first. A failure leaves nothing stored.
+    public func ingestDirectory(_ path: String, overlayUpper: Bool = false, mediaType: String = "application/x-tar") throws -> IngestResult {
+        let session = try beginIngest()
+        do {
+            try TarWriter.archiveDirectory(path, overlayUpper: overlayUpper) { try session.append($0) }
+            return try session.commit(mediaType: mediaType, pin: false)
+        } catch {
+            try? session.abort()
+            throw error
+        }
+    }
+}
