@@ -56,10 +56,8 @@ final class ContainerdContentTests: XCTestCase {
 
         // The image removed, containerd's GC deletes its blobs: the claims go.
         XCTAssertEqual(try containerd.ctr(["images", "rm", "example.org/app:v1"]).status, 0)
-        let deadline = Date().addingTimeInterval(20)
-        while try !store.claims(by: "containerd").isEmpty {
-            guard Date() < deadline else { return XCTFail("containerd's GC did not drop its claims:\n\(containerd.log("containerd.log").suffix(2000))") }
-            usleep(100_000)
+        guard try containerd.waitForGC(timeout: 20, until: { try store.claims(by: "containerd").isEmpty }) else {
+            return XCTFail("\(containerd.log("containerd.log").suffix(2000))\ncontainerd's GC did not drop its claims")
         }
         XCTAssertEqual(try runBlobctl(["--store", storePath, "gc"]).status, 0)
         XCTAssertEqual(try store.readAll(sharedLayer.sha256), sharedLayer, "blobctl's pin still holds it")

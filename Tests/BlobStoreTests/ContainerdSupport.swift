@@ -66,12 +66,35 @@ final class ContainerdProcess: @unchecked Sendable {
             usleep(50_000)
         }
         // containerd redials a proxy it lost with a backoff of up to 3 s, and fails calls
-        // meanwhile (its GC among them): wait until a call that reaches the proxy works.
+        // meanwhile (its GC among them, which does not retry until its next run): wait
+        // until a call of each service works. Each proxy plugin is a connection of its own.
         guard daemon.isRunning else { return }
-        while (try? ctr(["snapshots", "--snapshotter", "blobstore", "ls"], timeout: 10))?.status != 0 {
-            guard Date() < deadline else { throw RegistryTestError("containerd did not reach the restarted proxy:\n\(log("containerd.log").suffix(2000))") }
+        for call in [["snapshots", "--snapshotter", "blobstore", "ls"], ["content", "ls", "-q"]] {
+            while (try? ctr(call, timeout: 10))?.status != 0 {
+                guard Date() < deadline else { throw RegistryTestError("containerd did not reach the restarted proxy:\n\(log("containerd.log").suffix(2000))") }
+                usleep(100_000)
+            }
+        }
+    }
+
+    /// Waits until `done` (what containerd's GC should bring about), for up to `timeout`.
+    /// containerd 1.6's GC scheduler drops a deletion that lands while a collection is
+    /// finishing (gc/scheduler.go stamps a collection after its snapshotter cleanup and
+    /// skips older events), which then waits for the next deletion of any kind. A lease
+    /// created and deleted every 3 s is such a deletion, as a user's next one would be.
+    func waitForGC(timeout: TimeInterval, until done: () throws -> Bool) throws -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        var nudged = Date()
+        while try !done() {
+            guard Date() < deadline else { return false }
+            if Date().timeIntervalSince(nudged) > 3 {
+                let lease = try ctr(["leases", "create"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+                _ = try ctr(["leases", "rm", lease])
+                nudged = Date()
+            }
             usleep(100_000)
         }
+        return true
     }
 
     /// SIGKILL: no shutdown of any kind.
