@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench/crash-race.sh [--rounds N] [--seconds S] [--workdir DIR] [--keep]
-#                     [--no-repair] [--no-kill] [--writers N] [--seed N]
+#                     [--no-repair] [--no-settle] [--no-kill] [--writers N] [--seed N]
 #
 # Crash-and-race harness: proves that no committed blob is ever lost while
 # writers, a remover, `gc` and `fsck --repair` race each other and processes
@@ -18,8 +18,11 @@
 #     the binary has that option; GC_ARGS overrides);
 #   - 1 repair loop: `blobctl fsck --repair --quick` every 1-2 s (--no-repair
 #     leaves it out; REPAIR_ARGS overrides the arguments);
+#   - 1 settle loop: `blobctl settle --full-speed --threshold 0 --level 6` over
+#     and over, recompressing the packs the writers fill (when the binary has
+#     `settle`; --no-settle leaves it out; SETTLE_ARGS overrides the arguments);
 #   - a killer: every 100-600 ms SIGKILLs the running blobctl of one random loop
-#     (writers, gc, repair and the remover); the loop itself survives and goes
+#     (writers, gc, repair, settle and the remover); the loop itself survives and goes
 #     on with its next command (--no-kill: no killer).
 # After S seconds the loops are stopped (waited for; a loop still busy after
 # HANG_TIMEOUT s counts as a hang) and the round is checked:
@@ -87,7 +90,7 @@ die() { printf '[crash-race] ERROR: %s\n' "$*" >&2; exit 2; }
 
 usage() { sed -n '2,3p;9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
-ROUNDS=30 RACE_SECS=4 WORKDIR="" KEEP=0 REPAIR=1 KILL=1 WRITERS="" SEED=1
+ROUNDS=30 RACE_SECS=4 WORKDIR="" KEEP=0 REPAIR=1 SETTLE=1 KILL=1 WRITERS="" SEED=1
 while [ $# -gt 0 ]; do
   case $1 in
     --rounds) ROUNDS=${2:?--rounds needs a value}; shift 2 ;;
@@ -102,6 +105,7 @@ while [ $# -gt 0 ]; do
     --seed=*) SEED=${1#*=}; shift ;;
     --keep) KEEP=1; shift ;;
     --no-repair) REPAIR=0; shift ;;
+    --no-settle) SETTLE=0; shift ;;
     --no-kill) KILL=0; shift ;;
     -h|--help) usage; exit 0 ;;
     *) usage >&2; die "unknown argument: $1" ;;
@@ -148,8 +152,14 @@ else
   REPAIR_OPTS=(--repair)
   has_opt fsck --quick && REPAIR_OPTS+=(--quick)
 fi
+if [ -n "${SETTLE_ARGS+x}" ]; then
+  read -ra SETTLE_OPTS <<< "$SETTLE_ARGS"
+else
+  SETTLE_OPTS=(--full-speed --threshold 0 --level 6)
+fi
+has_opt settle --level || SETTLE=0 # binaries from before the settler
 log "blobctl $BLOBCTL"
-log "init ${INIT_OPTS[*]:-(defaults)}; gc ${GC_OPTS[*]:-(defaults)}; repair loop: $([ "$REPAIR" = 1 ] && echo "fsck ${REPAIR_OPTS[*]}" || echo off); killer: $([ "$KILL" = 1 ] && echo on || echo off)"
+log "init ${INIT_OPTS[*]:-(defaults)}; gc ${GC_OPTS[*]:-(defaults)}; repair loop: $([ "$REPAIR" = 1 ] && echo "fsck ${REPAIR_OPTS[*]}" || echo off); settle loop: $([ "$SETTLE" = 1 ] && echo "settle ${SETTLE_OPTS[*]}" || echo off); killer: $([ "$KILL" = 1 ] && echo on || echo off)"
 
 # --------------------------------------------------------- scratch, cleanup ---
 if [ -n "$WORKDIR" ]; then mkdir -p "$WORKDIR" || die "cannot create $WORKDIR"; PARENT=$(realpath "$WORKDIR")
@@ -324,6 +334,15 @@ gc_loop() {
   done
 }
 
+settle_loop() {
+  RANDOM=$(( SEED * 7919 + ROUND * 131 + 97 ))
+  while [ ! -e "$RUN/stop" ]; do
+    run_bc settle "$RUN/out.settle" "$RUN/err.settle" settle "${SETTLE_OPTS[@]}"
+    note settle "$RC" "$RUN/err.settle"
+    rand_sleep 0 300
+  done
+}
+
 repair_loop() {
   local i
   RANDOM=$(( SEED * 7919 + ROUND * 131 + 99 ))
@@ -401,6 +420,7 @@ for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
   [ "$KILL_REMOVER" = 1 ] && VICTIMS+=(remover)
   gc_loop 2>> "$RUN/loops.err" & BG_PIDS+=($!); VICTIMS+=(gc)
   if [ "$REPAIR" = 1 ]; then repair_loop 2>> "$RUN/loops.err" & BG_PIDS+=($!); VICTIMS+=(repair); fi
+  if [ "$SETTLE" = 1 ]; then settle_loop 2>> "$RUN/loops.err" & BG_PIDS+=($!); VICTIMS+=(settle); fi
   LOOP_PIDS=("${BG_PIDS[@]}")
   if [ "$KILL" = 1 ]; then killer_loop "${VICTIMS[@]}" 2>> "$RUN/loops.err" & KILLER=$!; BG_PIDS+=($KILLER); fi
 
@@ -418,6 +438,7 @@ for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
   RMS=$(count ok "$RUN/log.remover")
   GCS=$(count ok "$RUN/log.gc"); GCS_K=$(count killed "$RUN/log.gc")
   REPS=$(count ok "$RUN/log.repair"); REPS_K=$(count killed "$RUN/log.repair")
+  SETS=$(count ok "$RUN/log.settle"); SETS_K=$(count killed "$RUN/log.settle")
   COMMITTED=$(grep -c '^put ' "$RUN/ledger")
   VERIFIED=$(count verified "$RUN/log.verify")
   LOST=$(grep -c '^midlost ' "$RUN/ledger"); WRONG=$(grep -c '^\(midwrong\|badput\) ' "$RUN/ledger")
@@ -476,6 +497,7 @@ for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
   TOT_COMMITTED=$((TOT_COMMITTED + COMMITTED)); TOT_VERIFIED=$((TOT_VERIFIED + VERIFIED))
   TOT_LOST=$((TOT_LOST + LOST)); TOT_WRONG=$((TOT_WRONG + WRONG)); TOT_AMBIG=$((TOT_AMBIG + AMBIG))
   if [ "$REPAIR" = 1 ]; then REP_TXT="repairs $REPS (killed $REPS_K)"; else REP_TXT="repairs off"; fi
+  if [ "$SETTLE" = 1 ]; then REP_TXT+=", settles $SETS (killed $SETS_K)"; else REP_TXT+=", settles off"; fi
   EXTRA=""
   [ "$AMBIG" -gt 0 ] && EXTRA+=", ambiguous $AMBIG"
   NERR=$(grep -c . "$RUN/errors"); [ "$NERR" -gt 0 ] && EXTRA+=", command errors $NERR"

@@ -25,6 +25,8 @@
 #                    the end unless KEEP=1
 #   REPEAT=N         run the whole suite N times (fresh repos each time) and
 #                    report each step's best (lowest wall) run (default 1)
+#   SETTLE=0         skip `blobctl settle` after v1 and after v2 (the settled
+#                    rows; default 1)
 #   VERIFY=1         after the blobstore reads, re-read every blob and compare
 #                    its sha256 with corpus.tsv (untimed)
 #
@@ -46,6 +48,7 @@ RANGE_SIZE=1048576
 KEEP=${KEEP:-0}
 VERIFY=${VERIFY:-0}
 REPEAT=${REPEAT:-1}
+SETTLE=${SETTLE:-1}
 [[ "$REPEAT" =~ ^[1-9][0-9]*$ ]] || { echo "REPEAT must be a positive integer" >&2; exit 2; }
 REP=1
 
@@ -180,6 +183,14 @@ EOF
   fi
 }
 
+# settle_blobstore TAG: the second tier, `blobctl settle` at full speed (a server
+# would run it niced, when idle); stored size after it as settled_TAG.
+settle_blobstore() {
+  [ "$SETTLE" = 1 ] || return 0
+  measure blobstore "settle_$1" 0 "$BLOBCTL" --store "$STORE" settle --full-speed || die "blobctl settle failed"
+  size_of blobstore "settled_$1" "$STORE"
+}
+
 run_blobstore() {
   STORE=$W/blobstore; rm -rf "$STORE"
   measure blobstore init 0 "$BLOBCTL" --store "$STORE" init || die "blobctl init failed"
@@ -193,10 +204,12 @@ run_blobstore() {
   measure blobstore cold_v1 "$V1_BYTES" bash -c "$(join_cmds "${put_v1[@]}")" "$BLOBCTL" "$STORE" "$W/out" \
     || die "blobctl put (v1) failed"
   size_of blobstore stored_v1 "$STORE"; blob_df v1
+  settle_blobstore v1
   warm "${V2_FILES[@]/#/$CORPUS/}"
   measure blobstore cold_v2 "$V2_BYTES" bash -c "$(join_cmds "${put_v2[@]}")" "$BLOBCTL" "$STORE" "$W/out" \
     || die "blobctl put (v2) failed"
   size_of blobstore stored_v2 "$STORE"; blob_df v2
+  settle_blobstore v2
   warm "${ALL_FILES[@]/#/$CORPUS/}"
   measure blobstore warm "$ALL_BYTES" bash -c "$(join_cmds "${put_warm[@]}")" "$BLOBCTL" "$STORE" "$W/out" \
     || die "blobctl put (warm) failed"
@@ -344,6 +357,19 @@ run_borg() {
   # supplementary: the same reads to /dev/null
   measure borg read_null "$ALL_BYTES" sh -c 'borg extract --stdout "$0" > /dev/null' "$R::warm" \
     || log "borg extract --stdout failed (ignored)"
+  # The strong setting, for the settled tier's target: v1 and v2 only.
+  local R10=$W/borg10
+  rm -rf "$R10"
+  measure borg10 init 0 borg init --encryption=none "$R10" || die "borg init (zstd,10) failed"
+  warm "${V1_FILES[@]/#/$CORPUS/}"
+  measure borg10 cold_v1 "$V1_BYTES" borg create --compression zstd,10 --files-cache=disabled "$R10::v1" "${V1_FILES[@]}" \
+    || die "borg create (zstd,10) v1 failed"
+  size_of borg10 stored_v1 "$R10"
+  warm "${V2_FILES[@]/#/$CORPUS/}"
+  measure borg10 cold_v2 "$V2_BYTES" borg create --compression zstd,10 --files-cache=disabled "$R10::v2" "${V2_FILES[@]}" \
+    || die "borg create (zstd,10) v2 failed"
+  size_of borg10 stored_v2 "$R10"
+  rm -rf "$R10"
 }
 
 # ------------------------------------------------------------------ floors ---
@@ -464,8 +490,8 @@ else:
         r = runs.get((tool, phase)); return r and r["mb_per_s"]
     def stored(tool, m):
         return sizes.get(tool, {}).get(m)
-    cols = ["blobstore", "restic", "borg", "zstd", "sha256"]
-    heads = ["blobstore", "restic", "borg", "zstd -3 -T0", "sha256"]
+    cols = ["blobstore", "restic", "borg", "borg10", "zstd", "sha256"]
+    heads = ["blobstore", "restic", "borg zstd,3", "borg zstd,10", "zstd -3 -T0", "sha256"]
     rows = [("cold ingest v1 (MB/s)", "cold_v1", v1_bytes), ("cold ingest v2 (MB/s)", "cold_v2", v2_bytes),
             ("warm ingest (MB/s)", "warm", all_bytes), ("whole-blob reads (MB/s)", "read", all_bytes),
             ("  peers to /dev/null", "read_null", all_bytes),
@@ -474,21 +500,27 @@ else:
     print()
     print(f"Input: v1 {v1_bytes/1e6:,.1f} MB (base, app-v1, small), v2 {v2_bytes/1e6:,.1f} MB "
           f"(app-v2, small-v2), all five {all_bytes/1e6:,.1f} MB; {extra.get('cores','?')} cores")
-    hdr = f"{'':<26}" + "".join(f"{h:>13}" for h in heads) + "".join(f"{h:>11}" for h in ["b/borg", "b/restic", "b/zstd"])
+    hdr = f"{'':<26}" + "".join(f"{h:>13}" for h in heads) + "".join(f"{h:>11}" for h in ["b/borg", "b/borg10", "b/restic", "b/zstd"])
     print(hdr); print("-" * len(hdr))
     for label, phase, _ in rows:
         vals = {c: mbs(c, phase) for c in cols}
         if phase == "read_null":   # blobstore reads already go to /dev/null
             vals["blobstore"] = mbs("blobstore", "read")
         rat = {"blobstore/borg": ratio(vals["blobstore"], vals["borg"]),
+               "blobstore/borg10": ratio(vals["blobstore"], vals["borg10"]),
                "blobstore/restic": ratio(vals["blobstore"], vals["restic"]),
                "blobstore/zstd": ratio(vals["blobstore"], vals["zstd"])}
         table[phase] = dict(mb_per_s=vals, ratios=rat)
         print(f"{label:<26}" + "".join(f"{fmt(vals[c]):>13}" for c in cols)
               + "".join(f"{fmt(v, 2):>11}" for v in rat.values()))
-    for label, m in [("stored after v1 (MB)", "stored_v1"), ("stored after v2 (MB)", "stored_v2")]:
+    for label, m in [("stored after v1 (MB)", "stored_v1"), ("stored after v2 (MB)", "stored_v2"),
+                     ("  blobstore settled, v1", "settled_v1"), ("  blobstore settled, v2", "settled_v2")]:
         vals = {c: stored(c, m) for c in cols}
+        if m.startswith("settled_"):   # the others' stored figures, beside blobstore's settled ones
+            vals = {c: (stored(c, m) if c == "blobstore" else stored(c, m.replace("settled_", "stored_"))) for c in cols}
+            if vals["blobstore"] is None: continue
         rat = {"blobstore/borg": ratio(vals["blobstore"], vals["borg"]),
+               "blobstore/borg10": ratio(vals["blobstore"], vals["borg10"]),
                "blobstore/restic": ratio(vals["blobstore"], vals["restic"]),
                "blobstore/zstd": ratio(vals["blobstore"], vals["zstd"])}
         table[m] = dict(bytes=vals, ratios=rat)
@@ -530,7 +562,13 @@ else:
     b = lambda p: mbs("blobstore", p)
     rss = [r["peak_rss_mib"] for (t, p), r in runs.items() if t == "blobstore"]
     borg_v1, borg_v2 = stored("borg", "stored_v1"), stored("borg", "stored_v2")
+    borg10_v1, borg10_v2 = stored("borg10", "stored_v1"), stored("borg10", "stored_v2")
+    settled = lambda m: stored("blobstore", m) and stored("blobstore", m) / 1e6
     targets = [
+        check("settled v1 <= 0.90x borg zstd,3 (MB)", settled("settled_v1"), borg_v1 and 0.90 * borg_v1 / 1e6, "<="),
+        check("settled v2 <= 0.90x borg zstd,3 (MB)", settled("settled_v2"), borg_v2 and 0.90 * borg_v2 / 1e6, "<="),
+        check("settled v1 <= 1.0x borg zstd,10 (MB)", settled("settled_v1"), borg10_v1 and borg10_v1 / 1e6, "<="),
+        check("settled v2 <= 1.0x borg zstd,10 (MB)", settled("settled_v2"), borg10_v2 and borg10_v2 / 1e6, "<="),
         check("cold ingest v1 >= 2x borg (MB/s)", b("cold_v1"), mbs("borg", "cold_v1") and 2 * mbs("borg", "cold_v1"), ">="),
         check("cold ingest v1 >= 0.9x zstd -3 -T0 (MB/s)", b("cold_v1"), mbs("zstd", "cold_v1") and 0.9 * mbs("zstd", "cold_v1"), ">="),
         check("warm ingest >= 1.5x restic re-backup (MB/s)", b("warm"), mbs("restic", "warm") and 1.5 * mbs("restic", "warm"), ">="),

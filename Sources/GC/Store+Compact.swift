@@ -14,17 +14,22 @@ import Foundation
 /// keeps it locked); only then are leases read, and a pack a live lease lists (a
 /// checkpointed upload's records) is left alone. The copies are written as a unit of
 /// writing of their own, so the packs they land in stay locked until the switch commits.
+///
+/// Settling is a compaction that also rewrites the records it copies at a strong level
+/// (`ChunkRecompressor`), under the same rules.
 extension Store {
     public struct CompactionResult: Sendable, Equatable, Codable {
         public var pack: UInt64
         public var chunksMoved: Int
         public var bytesMoved: UInt64
         public var bytesReclaimed: UInt64
+        /// What the moved records took in the old pack (equal to `bytesMoved` unless settling).
+        public var bytesBeforeMove: UInt64
     }
 
     /// Compacts pack `claim.id`, which the caller holds exclusively; nil when a live lease
-    /// lists the pack.
-    package func compact(_ claim: PackClaim) throws -> CompactionResult? {
+    /// lists the pack. With `settling`, records not settled yet are rewritten by it.
+    package func compact(_ claim: PackClaim, settling: ChunkRecompressor? = nil) throws -> CompactionResult? {
         let id = claim.id
         let size = claim.size
         let listed = try index.read { txn in try Store.leases(txn) }.contains { $0.packs.contains(id) && $0.isAlive(root: root) }
@@ -44,7 +49,8 @@ extension Store {
                 gathered.append(contentsOf: record.payload)
             }
         }
-        // 2. Copy them, durably. Payloads are appended as they are: no recompression.
+        if let settling { try settle(&live, &gathered, with: settling) }
+        // 2. Copy them, durably.
         var newLocations: [ChunkLocation] = []
         let writer = packs.beginWriting()
         defer { packs.endWriting(writer) }
@@ -64,9 +70,10 @@ extension Store {
         // 3. Switch the index to the copies, where it still points at the originals.
         var moved = 0
         var bytesMoved: UInt64 = 0
+        var bytesBefore: UInt64 = 0
         let switched: Bool
         do {
-            switched = try compactionSwitch(id: id, live: live, newLocations: newLocations, moved: &moved, bytesMoved: &bytesMoved)
+            switched = try compactionSwitch(id: id, live: live, newLocations: newLocations, moved: &moved, bytesMoved: &bytesMoved, bytesBefore: &bytesBefore)
         } catch let shortfall as CompactionShortfall {
             // The copies stay behind as dead bytes, as after a crash before the switch.
             logger.warning("pack not compacted: its scan found another number of live chunks than the index counts in it; run `blobctl fsck --repair`",
@@ -77,15 +84,52 @@ extension Store {
         // 4. Nothing points into the old pack any more.
         try packs.remove(pack: id)
         withExtendedLifetime(claim) {}
-        return CompactionResult(pack: id, chunksMoved: moved, bytesMoved: bytesMoved, bytesReclaimed: size > bytesMoved ? size - bytesMoved : 0)
+        return CompactionResult(pack: id, chunksMoved: moved, bytesMoved: bytesMoved, bytesReclaimed: size > bytesMoved ? size - bytesMoved : 0,
+                                bytesBeforeMove: bytesBefore)
+    }
+
+    /// Replaces the gathered payloads of records not settled yet by their settled form, on
+    /// all cores. A damaged record is kept as it is.
+    private func settle(_ live: inout [(offset: UInt64, record: PendingRecord, at: Int)], _ gathered: inout [UInt8],
+                        with recompressor: ChunkRecompressor) throws {
+        var results = [(flags: ChunkFlags, payload: [UInt8])?](repeating: nil, count: live.count)
+        gathered.withUnsafeBytes { all in
+            let entries = live
+            results.withUnsafeMutableBufferPointer { out in
+                let outBase = out.baseAddress!
+                parallelFor(entries.count) { i in
+                    let entry = entries[i]
+                    guard !entry.record.flags.contains(.settled) else { return }
+                    let end = i + 1 < entries.count ? entries[i + 1].at : all.count
+                    let payload = UnsafeRawBufferPointer(rebasing: all[entry.at..<end])
+                    outBase[i] = recompressor.settle(.init(key: entry.record.key, flags: entry.record.flags, rawSize: entry.record.rawSize, payload: payload))
+                }
+            }
+        }
+        var rewritten: [UInt8] = []
+        rewritten.reserveCapacity(gathered.count)
+        for i in live.indices {
+            let end = i + 1 < live.count ? live[i + 1].at : gathered.count
+            let start = live[i].at
+            live[i].at = rewritten.count
+            if let settled = results[i] {
+                live[i].record.flags = settled.flags
+                live[i].record.checksum = settled.payload.withUnsafeBytes { CRC32C.checksum($0) }
+                rewritten.append(contentsOf: settled.payload)
+            } else {
+                rewritten.append(contentsOf: gathered[start..<end])
+            }
+        }
+        gathered = rewritten
     }
 
     /// Step 3 of `compact`: in one transaction, points every chunk found live in pack `id`
     /// at its copy; false when a live lease lists the pack (nothing switched).
     private func compactionSwitch(id: UInt64, live: [(offset: UInt64, record: PendingRecord, at: Int)], newLocations: [ChunkLocation],
-                                  moved: inout Int, bytesMoved: inout UInt64) throws -> Bool {
+                                  moved: inout Int, bytesMoved: inout UInt64, bytesBefore: inout UInt64) throws -> Bool {
         try index.write { txn throws -> Bool in
             var stats: [UInt64: PackStats] = [:]
+            var totals = try Store.totals(txn)
             // A lease judged dead here is ended here, so its holder cannot commit later.
             let listed = try endDeadLeases(txn).contains { $0.packs.contains(id) }
             for (entry, location) in zip(live, newLocations) {
@@ -93,6 +137,9 @@ extension Store {
                 let k = entry.record.key.key
                 if !listed, let raw = try txn.get("chunks", k), var chunk = try? ChunkRecord(decoding: raw),
                    chunk.location.packID == id, chunk.location.offset == entry.offset {
+                    bytesBefore += chunk.location.recordSize
+                    // Settled copies differ in size from the originals.
+                    totals.storedBytes = totals.storedBytes - min(chunk.location.recordSize, totals.storedBytes) + location.recordSize
                     chunk.location = location
                     try txn.put("chunks", k, chunk.encoded())
                     n.liveBytes += location.recordSize
@@ -113,6 +160,7 @@ extension Store {
             }
             for (p, s) in stats where p != id { try Store.setPackStats(txn, p, s) }
             if listed { return false }
+            try Store.setTotals(txn, totals)
             try txn.delete("packs", id.bigEndianKey)
             return true
         }

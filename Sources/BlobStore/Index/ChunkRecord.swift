@@ -68,4 +68,7 @@ public struct ChunkFlags: OptionSet, Sendable, Hashable {
     public init(rawValue: UInt8) { self.rawValue = rawValue }
     /// The payload is a zstd frame; otherwise it is the raw bytes.
     public static let zstd = ChunkFlags(rawValue: 1)
+    /// Rewritten by the settler at the store's strong level (or found not to gain from it):
+    /// the settler passes it by from then on.
+    public static let settled = ChunkFlags(rawValue: 2)
 }

@@ -7,8 +7,12 @@ public struct StoreConfig: Codable, Sendable, Equatable {
 
     public var formatVersion: Int
     public var chunking: ChunkingParameters
-    /// zstd level for new chunks (1…19); 0 stores every chunk raw.
+    /// zstd level for new chunks (1…19); 0 stores every chunk raw. The fast tier: ingest
+    /// returns as soon as its chunks are durable at this level.
     public var compressionLevel: Int
+    /// zstd level the settler (`blobctl settle`) rewrites cold chunks at: the small tier.
+    /// (Absent in older stores' config files: the default applies.)
+    public var settledLevel: Int
     /// A pack is sealed and a new one started past this size.
     public var packSizeLimit: UInt64
     /// How far a compressed layer may expand when it is indexed (absent in older stores'
@@ -17,12 +21,14 @@ public struct StoreConfig: Codable, Sendable, Equatable {
     public var createdAt: Date
 
     public static let defaultPackSizeLimit: UInt64 = 256 << 20
+    public static let defaultSettledLevel = 19
 
-    public init(chunking: ChunkingParameters = .default, compressionLevel: Int = 3, packSizeLimit: UInt64 = StoreConfig.defaultPackSizeLimit,
-                layerDecompression: DecompressionLimits = .default) {
+    public init(chunking: ChunkingParameters = .default, compressionLevel: Int = 3, settledLevel: Int = StoreConfig.defaultSettledLevel,
+                packSizeLimit: UInt64 = StoreConfig.defaultPackSizeLimit, layerDecompression: DecompressionLimits = .default) {
         formatVersion = StoreConfig.currentFormatVersion
         self.chunking = chunking
         self.compressionLevel = compressionLevel
+        self.settledLevel = settledLevel
         self.packSizeLimit = packSizeLimit
         self.layerDecompression = layerDecompression
         createdAt = Date()
@@ -33,6 +39,7 @@ public struct StoreConfig: Codable, Sendable, Equatable {
         formatVersion = try c.decode(Int.self, forKey: .formatVersion)
         chunking = try c.decode(ChunkingParameters.self, forKey: .chunking)
         compressionLevel = try c.decode(Int.self, forKey: .compressionLevel)
+        settledLevel = try c.decodeIfPresent(Int.self, forKey: .settledLevel) ?? StoreConfig.defaultSettledLevel
         packSizeLimit = try c.decode(UInt64.self, forKey: .packSizeLimit)
         layerDecompression = try c.decodeIfPresent(DecompressionLimits.self, forKey: .layerDecompression) ?? .default
         createdAt = try c.decode(Date.self, forKey: .createdAt)
@@ -42,6 +49,9 @@ public struct StoreConfig: Codable, Sendable, Equatable {
         try chunking.validate()
         guard (0...19).contains(compressionLevel) else {
             throw BlobStoreError(.invalidArgument, "compression level must be 0 (off) to 19 (got \(compressionLevel))")
+        }
+        guard (1...19).contains(settledLevel) else {
+            throw BlobStoreError(.invalidArgument, "settled level must be 1 to 19 (got \(settledLevel))")
         }
         guard packSizeLimit >= 1 << 20 else {
             throw BlobStoreError(.invalidArgument, "pack size limit must be at least 1 MiB (got \(packSizeLimit))")

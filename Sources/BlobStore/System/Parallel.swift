@@ -4,7 +4,7 @@ import Dispatch
 ///
 /// The caller guarantees the iterations touch disjoint memory (each writes its own slot);
 /// that is what makes handing non-Sendable buffers to the workers sound here.
-func parallelFor(_ count: Int, _ body: (Int) -> Void) {
+package func parallelFor(_ count: Int, _ body: (Int) -> Void) {
     if count == 0 { return }
     if count == 1 { body(0); return }
     withoutActuallyEscaping(body) { escapable in

@@ -15,18 +15,20 @@ struct Init: ParsableCommand {
     var maxChunk = ChunkingParameters.default.maxSize
     @Option(help: "zstd level for new chunks, 1-19; 0 stores chunks uncompressed.")
     var level = 3
+    @Option(help: "zstd level `blobctl settle` rewrites cold chunks at, 1-19.")
+    var settledLevel = StoreConfig.defaultSettledLevel
     @Option(help: "Seal a pack file and start a new one past this many bytes.")
     var packSize = StoreConfig.defaultPackSizeLimit
 
     func run() throws {
         let config = StoreConfig(
             chunking: ChunkingParameters(minSize: minChunk, averageSize: avgChunk, maxSize: maxChunk),
-            compressionLevel: level, packSizeLimit: packSize)
+            compressionLevel: level, settledLevel: settledLevel, packSizeLimit: packSize)
         let created = try Store.create(at: store.root, config: config, logger: store.logger())
         if output.json {
             try Terminal.printJSON(["root": .string(created.root), "config": JSONValue(created.config)])
         } else {
-            print("created store at \(created.root) (chunks \(minChunk)/\(avgChunk)/\(maxChunk) bytes, zstd level \(level))")
+            print("created store at \(created.root) (chunks \(minChunk)/\(avgChunk)/\(maxChunk) bytes, zstd level \(level), settled at \(settledLevel))")
         }
     }
 }

@@ -1,0 +1,88 @@
+import BlobStore
+import Foundation
+
+/// The second tier of compression. Ingest writes chunks at the store's fast level; the
+/// settler rewrites packs holding chunks not settled yet at the strong level
+/// (`StoreConfig.settledLevel`), one pack at a time, as a compaction that recompresses
+/// (`Store.compact(_:settling:)`): copies durable first, the index switched in one
+/// transaction, the old pack unlinked last. A kill at any instant loses nothing.
+///
+/// Each pack is settled under the store's maintenance lock, taken for that pack only, so a
+/// `gc` or `fsck` of another process waits for one pack at most, never for a whole run.
+public struct Settler: Sendable {
+    public let store: Store
+    /// zstd level of the rewrite.
+    public var level: Int
+    /// A pack is rewritten once at least this share of its live bytes is not settled.
+    public var threshold: Double
+
+    public init(store: Store, level: Int? = nil, threshold: Double = 0.1) {
+        self.store = store
+        self.level = level ?? store.config.settledLevel
+        self.threshold = threshold
+    }
+
+    public struct Report: Sendable, Codable, Equatable {
+        public var packsSettled = 0
+        public var chunksMoved = 0
+        /// Pack bytes of the moved records before and after (headers included).
+        public var bytesBefore: UInt64 = 0
+        public var bytesAfter: UInt64 = 0
+        /// Packs left for a later run: locked by a writer, or listed by a live lease.
+        public var packsSkipped = 0
+        public init() {}
+    }
+
+    /// A pack with chunks to settle.
+    public struct Candidate: Sendable, Equatable {
+        public var pack: UInt64
+        public var liveBytes: UInt64
+        public var unsettledBytes: UInt64
+    }
+
+    /// Packs whose unsettled share of live bytes reaches the threshold, most unsettled
+    /// bytes first. One pass over the chunk index.
+    public func candidates() throws -> [Candidate] {
+        var byPack: [UInt64: Candidate] = [:]
+        try store.index.read { txn in
+            try txn.scan("chunks") { _, v in
+                let location = try ChunkRecord(decoding: v).location
+                var c = byPack[location.packID] ?? Candidate(pack: location.packID, liveBytes: 0, unsettledBytes: 0)
+                c.liveBytes += location.recordSize
+                if !location.flags.contains(.settled) { c.unsettledBytes += location.recordSize }
+                byPack[location.packID] = c
+                return true
+            }
+        }
+        return byPack.values
+            .filter { $0.unsettledBytes > 0 && Double($0.unsettledBytes) >= threshold * Double($0.liveBytes) }
+            .sorted { ($0.unsettledBytes, $0.pack) > ($1.unsettledBytes, $1.pack) }
+    }
+
+    /// Settles `candidates` (by default all of them), one pack at a time, while
+    /// `shouldContinue` says so (checked before each pack: a server stops when clients get
+    /// busy). `progress` is called after each pack with the report so far.
+    public func settle(_ candidates: [Candidate]? = nil, shouldContinue: () -> Bool = { true },
+                       progress: (Report) -> Void = { _ in }) throws -> Report {
+        let recompressor = ChunkRecompressor(level: level)
+        let candidates = try candidates ?? self.candidates()
+        var report = Report()
+        for candidate in candidates {
+            guard shouldContinue() else { break }
+            let result = try store.withMaintenanceLock(wait: true) { () throws -> Store.CompactionResult? in
+                guard let claim = try store.packs.claim(pack: candidate.pack) else { return nil }
+                return try store.compact(claim, settling: recompressor)
+            }
+            if let result = result ?? nil {
+                report.packsSettled += 1
+                report.chunksMoved += result.chunksMoved
+                report.bytesBefore += result.bytesBeforeMove
+                report.bytesAfter += result.bytesMoved
+            } else {
+                report.packsSkipped += 1
+            }
+            progress(report)
+        }
+        return report
+    }
+}
