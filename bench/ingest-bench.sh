@@ -185,9 +185,34 @@ EOF
 
 # settle_blobstore TAG: the second tier, `blobctl settle` at full speed (a server
 # would run it niced, when idle); stored size after it as settled_TAG.
+# After v2, the settler runs as a server runs it (niced, the default) while a
+# client reads 1 MiB ranges of app-v2 (what it is rewriting): p50/p99 of those
+# reads beside the same reads with nothing else running.
 settle_blobstore() {
   [ "$SETTLE" = 1 ] || return 0
-  measure blobstore "settle_$1" 0 "$BLOBCTL" --store "$STORE" settle --full-speed || die "blobctl settle failed"
+  if [ "$1" = v1 ]; then
+    measure blobstore settle_v1 0 "$BLOBCTL" --store "$STORE" settle --full-speed || die "blobctl settle failed"
+  else
+    local d i=0 sp
+    d=$(digest_of "$W/out/put.app-v2.tar") || die "no digest for app-v2.tar"
+    B bench-ranges "$d" --count 300 --size "$RANGE_SIZE" --json > "$W/out/latency.idle.json" || die "bench-ranges failed"
+    measure blobstore settle_v2 0 "$BLOBCTL" --store "$STORE" settle & sp=$!
+    while kill -0 "$sp" 2>/dev/null; do
+      B bench-ranges "$d" --count 100 --size "$RANGE_SIZE" --json > "$W/out/latency.settling.$i.json" || die "bench-ranges failed"
+      i=$((i + 1))
+    done
+    wait "$sp" || die "blobctl settle failed"
+    "$PY" - "$W/out" >> "$EXTRA" <<'EOF' || log "could not parse bench-ranges output"
+import glob, json, sys
+def load(f):
+    t = open(f).read(); return json.loads(t[t.index("{"):t.rindex("}") + 1])
+idle = load(sys.argv[1] + "/latency.idle.json")
+busy = [load(f) for f in sorted(glob.glob(sys.argv[1] + "/latency.settling.*.json"))]
+print("latency.idle\t%.2f %.2f 1" % (idle["p50ms"], idle["p99ms"]))
+if busy:
+    print("latency.settling\t%.2f %.2f %d" % (max(b["p50ms"] for b in busy), max(b["p99ms"] for b in busy), len(busy)))
+EOF
+  fi
   size_of blobstore "settled_$1" "$STORE"
 }
 
@@ -528,6 +553,13 @@ else:
               + "".join(f"{fmt(v, 3):>11}" for v in rat.values()))
     print("(stored = du -sb of the repo/store dir; zstd column = zstd -3 of each v1 file, no dedup;"
           " floors run over the v1 files only)")
+    if "latency.idle" in extra:
+        i50, i99, _ = extra["latency.idle"].split()
+        line = f"1 MiB range reads of app-v2, p50/p99 ms: idle {i50}/{i99}"
+        if "latency.settling" in extra:
+            s50, s99, n = extra["latency.settling"].split()
+            line += f"; while the settler rewrites it (niced) {s50}/{s99} (worst of {n} runs of 100)"
+        print(line)
     bs = sizes.get("blobstore", {})
     if any(k.startswith("df_") for k in bs):
         print("blobctl df: " + ", ".join(f"{k[3:]}={v/1e6:,.1f} MB" for k, v in sorted(bs.items()) if k.startswith("df_")))

@@ -10,6 +10,8 @@ final class AdmissionGate: @unchecked Sendable {
     private var inside = 0
     private var waiters: [(id: UInt64, continuation: CheckedContinuation<Bool, Never>, timer: Task<Void, Error>)] = []
     private var nextWaiter: UInt64 = 0
+    /// When a place was last taken or given back: how long the gate has been empty.
+    private var lastChange = ContinuousClock.now
 
     init(limit: Int) { self.limit = max(1, limit) }
 
@@ -18,7 +20,15 @@ final class AdmissionGate: @unchecked Sendable {
         defer { lock.unlock() }
         guard inside < limit, waiters.isEmpty else { return false }
         inside += 1
+        lastChange = .now
         return true
+    }
+
+    /// True when nobody has been inside for `seconds`: the clients are quiet.
+    func isEmpty(for seconds: Double) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return inside == 0 && waiters.isEmpty && ContinuousClock.now - lastChange >= .milliseconds(Int64(seconds * 1000))
     }
 
     /// Enters now or when a place frees within `seconds`; false if none did.
@@ -30,6 +40,7 @@ final class AdmissionGate: @unchecked Sendable {
             defer { lock.unlock() }
             if inside < limit && waiters.isEmpty {
                 inside += 1
+                lastChange = .now
                 continuation.resume(returning: true)
                 return
             }
@@ -55,6 +66,7 @@ final class AdmissionGate: @unchecked Sendable {
             return
         }
         inside -= 1
+        lastChange = .now
         lock.unlock()
     }
 

@@ -14,7 +14,7 @@ import Foundation
 ///                   "writeWaitSeconds": 30, "maxConnections": 1024, "maxConnectionsPerClient": 64,
 ///                   "requestHeadTimeoutSeconds": 10, "idleTimeoutSeconds": 60,
 ///                   "blockingThreads": 16 },
-///       "gc": { "intervalSeconds": 60, "uploadLeaseSeconds": 3600 },
+///       "gc": { "intervalSeconds": 60, "uploadLeaseSeconds": 3600, "settleIdleSeconds": 60 },
 ///       "logLevel": "info"
 ///     }
 public struct RegistryConfiguration: Codable, Sendable {
@@ -76,7 +76,15 @@ public struct RegistryConfiguration: Codable, Sendable {
         /// How long an upload keeps its blob alive waiting for a manifest, and how long an
         /// abandoned upload lingers before it is collected.
         public var uploadLeaseSeconds: UInt64?
-        public init(intervalSeconds: Double?, uploadLeaseSeconds: UInt64?) { self.intervalSeconds = intervalSeconds; self.uploadLeaseSeconds = uploadLeaseSeconds }
+        /// After this many seconds with no request in progress, packs pushed at the fast
+        /// level are rewritten at the settled level, at idle CPU priority, until a request
+        /// comes (default 60; 0: never, leave it to `blobctl settle`).
+        public var settleIdleSeconds: Double?
+        public init(intervalSeconds: Double?, uploadLeaseSeconds: UInt64?, settleIdleSeconds: Double? = nil) {
+            self.intervalSeconds = intervalSeconds
+            self.uploadLeaseSeconds = uploadLeaseSeconds
+            self.settleIdleSeconds = settleIdleSeconds
+        }
     }
 
     public var address: String?
@@ -116,6 +124,7 @@ public struct RegistryConfiguration: Codable, Sendable {
     var authFailuresPerMinute: Int { auth?.failuresPerMinute ?? 10 }
     var uploadLeaseSeconds: UInt64 { gc?.uploadLeaseSeconds ?? 3600 }
     var gcInterval: Double { gc?.intervalSeconds ?? 60 }
+    var settleIdleSeconds: Double { gc?.settleIdleSeconds ?? 60 }
 
     /// "host:port" split; IPv6 in brackets.
     func hostAndPort() throws -> (String, Int) {

@@ -56,7 +56,8 @@ public struct RegistryServer {
         // Before auth, so its 401 challenges carry the API version header too.
         router.add(middleware: DistributionHeaderMiddleware())
         // Before auth: a flood of bad credentials is shed like any other flood.
-        router.add(middleware: LoadSheddingMiddleware(gate: AdmissionGate(limit: configuration.maxConcurrentRequests)))
+        let requests = AdmissionGate(limit: configuration.maxConcurrentRequests)
+        router.add(middleware: LoadSheddingMiddleware(gate: requests))
         if let auth = configuration.auth, auth.htpasswd != nil || !(auth.tokens ?? []).isEmpty {
             router.add(middleware: try RegistryAuthenticator(
                 configuration: auth, cacheSeconds: configuration.credentialCacheSeconds,
@@ -87,12 +88,13 @@ public struct RegistryServer {
             server = .http1(configuration: http)
         }
         let gc = GarbageCollectionService(store: store, interval: configuration.gcInterval, logger: logger)
+        let settling = SettlingService(store: store, idleSeconds: configuration.settleIdleSeconds, requests: requests, logger: logger)
         let store = self.store
         let logger = self.logger
         let app = Application(
             router: router, server: server,
             configuration: .init(address: .hostname(host, port: port), serverName: "blobstore"),
-            services: [gc],
+            services: [gc, settling],
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? port) },
             logger: logger)
         try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])

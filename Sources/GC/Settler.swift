@@ -15,11 +15,14 @@ public struct Settler: Sendable {
     public var level: Int
     /// A pack is rewritten once at least this share of its live bytes is not settled.
     public var threshold: Double
+    /// Recompress on all cores, or only on the calling thread.
+    public var parallel: Bool
 
-    public init(store: Store, level: Int? = nil, threshold: Double = 0.1) {
+    public init(store: Store, level: Int? = nil, threshold: Double = 0.1, parallel: Bool = true) {
         self.store = store
         self.level = level ?? store.config.settledLevel
         self.threshold = threshold
+        self.parallel = parallel
     }
 
     public struct Report: Sendable, Codable, Equatable {
@@ -62,9 +65,13 @@ public struct Settler: Sendable {
     /// Settles `candidates` (by default all of them), one pack at a time, while
     /// `shouldContinue` says so (checked before each pack: a server stops when clients get
     /// busy). `progress` is called after each pack with the report so far.
+    ///
+    /// `shouldStop` is checked chunk by chunk: when it turns true the pack under way is
+    /// abandoned (nothing of it written) and `SettlingStopped` is thrown.
     public func settle(_ candidates: [Candidate]? = nil, shouldContinue: () -> Bool = { true },
+                       shouldStop: @escaping @Sendable () -> Bool = { false },
                        progress: (Report) -> Void = { _ in }) throws -> Report {
-        let recompressor = ChunkRecompressor(level: level)
+        let recompressor = ChunkRecompressor(level: level, parallel: parallel, shouldStop: shouldStop)
         let candidates = try candidates ?? self.candidates()
         var report = Report()
         for candidate in candidates {

@@ -49,12 +49,14 @@ extension Store {
                 gathered.append(contentsOf: record.payload)
             }
         }
-        if let settling { try settle(&live, &gathered, with: settling) }
-        // 2. Copy them, durably.
+        // 2. Copy them, durably (settling: rewritten where not settled yet).
         var newLocations: [ChunkLocation] = []
         let writer = packs.beginWriting()
         defer { packs.endWriting(writer) }
-        if !live.isEmpty {
+        if let settling, !live.isEmpty {
+            newLocations = try appendSettled(live, gathered, with: settling, for: writer)
+            try packs.sync()
+        } else if !live.isEmpty {
             newLocations = try gathered.withUnsafeBytes { all in
                 var batch: [PendingRecord] = []
                 for (i, entry) in live.enumerated() {
@@ -88,39 +90,59 @@ extension Store {
                                 bytesBeforeMove: bytesBefore)
     }
 
-    /// Replaces the gathered payloads of records not settled yet by their settled form, on
-    /// all cores. A damaged record is kept as it is.
-    private func settle(_ live: inout [(offset: UInt64, record: PendingRecord, at: Int)], _ gathered: inout [UInt8],
-                        with recompressor: ChunkRecompressor) throws {
-        var results = [(flags: ChunkFlags, payload: [UInt8])?](repeating: nil, count: live.count)
-        gathered.withUnsafeBytes { all in
-            let entries = live
-            results.withUnsafeMutableBufferPointer { out in
-                let outBase = out.baseAddress!
-                parallelFor(entries.count) { i in
-                    let entry = entries[i]
-                    guard !entry.record.flags.contains(.settled) else { return }
-                    let end = i + 1 < entries.count ? entries[i + 1].at : all.count
-                    let payload = UnsafeRawBufferPointer(rebasing: all[entry.at..<end])
-                    outBase[i] = recompressor.settle(.init(key: entry.record.key, flags: entry.record.flags, rawSize: entry.record.rawSize, payload: payload))
+    /// Step 2 when settling: the live records, those not settled yet rewritten by
+    /// `recompressor` (on all cores or not, as it says), appended a window of records at a
+    /// time, so beside the gathered pack at most one window of new payloads is in memory.
+    /// A damaged record is copied as it is.
+    private func appendSettled(_ live: [(offset: UInt64, record: PendingRecord, at: Int)], _ gathered: [UInt8],
+                               with recompressor: ChunkRecompressor, for writer: PackWriter) throws -> [ChunkLocation] {
+        let window = 128
+        var locations: [ChunkLocation] = []
+        locations.reserveCapacity(live.count)
+        try gathered.withUnsafeBytes { all in
+            func payload(_ i: Int) -> UnsafeRawBufferPointer {
+                UnsafeRawBufferPointer(rebasing: all[live[i].at..<(i + 1 < live.count ? live[i + 1].at : all.count)])
+            }
+            var start = 0
+            while start < live.count {
+                let end = min(start + window, live.count)
+                var settled = [(flags: ChunkFlags, payload: [UInt8])?](repeating: nil, count: end - start)
+                settled.withUnsafeMutableBufferPointer { out in
+                    let outBase = out.baseAddress!
+                    let one = { (j: Int) in
+                        let record = live[start + j].record
+                        guard !record.flags.contains(.settled), !recompressor.shouldStop() else { return }
+                        outBase[j] = recompressor.settle(.init(key: record.key, flags: record.flags, rawSize: record.rawSize, payload: payload(start + j)))
+                    }
+                    if recompressor.parallel { parallelFor(end - start, one) } else { for j in 0..<(end - start) { one(j) } }
                 }
+                // Abandoned: what earlier windows appended is unreferenced, as after a crash.
+                if recompressor.shouldStop() { throw SettlingStopped() }
+                var bytes: [UInt8] = []
+                var records: [PendingRecord] = []
+                var starts: [Int] = []
+                for j in 0..<(end - start) {
+                    var record = live[start + j].record
+                    starts.append(bytes.count)
+                    if let new = settled[j] {
+                        record.flags = new.flags
+                        record.checksum = new.payload.withUnsafeBytes { CRC32C.checksum($0) }
+                        bytes.append(contentsOf: new.payload)
+                    } else {
+                        bytes.append(contentsOf: payload(start + j))
+                    }
+                    records.append(record)
+                }
+                locations += try bytes.withUnsafeBytes { b in
+                    for j in records.indices {
+                        records[j].payload = UnsafeRawBufferPointer(rebasing: b[starts[j]..<(j + 1 < starts.count ? starts[j + 1] : b.count)])
+                    }
+                    return try packs.append(records, for: writer)
+                }
+                start = end
             }
         }
-        var rewritten: [UInt8] = []
-        rewritten.reserveCapacity(gathered.count)
-        for i in live.indices {
-            let end = i + 1 < live.count ? live[i + 1].at : gathered.count
-            let start = live[i].at
-            live[i].at = rewritten.count
-            if let settled = results[i] {
-                live[i].record.flags = settled.flags
-                live[i].record.checksum = settled.payload.withUnsafeBytes { CRC32C.checksum($0) }
-                rewritten.append(contentsOf: settled.payload)
-            } else {
-                rewritten.append(contentsOf: gathered[start..<end])
-            }
-        }
-        gathered = rewritten
+        return locations
     }
 
     /// Step 3 of `compact`: in one transaction, points every chunk found live in pack `id`

@@ -8,11 +8,20 @@ import Foundation
 /// smallest of the new frame, the old payload and the raw bytes, flagged `.settled`.
 package final class ChunkRecompressor: @unchecked Sendable {
     package let level: Int32
+    /// On all cores (a `blobctl settle` run), or on the calling thread only (a server's
+    /// settler, whose one thread runs at idle priority).
+    package let parallel: Bool
     private let compressors: ContextPool<ZstdCompressor>
     private let decompressors = ContextPool { ZstdDecompressor() }
 
-    package init(level: Int) {
+    /// Checked before each chunk: true abandons the pack under way (nothing of it is
+    /// written yet), e.g. when a server shuts down.
+    package let shouldStop: @Sendable () -> Bool
+
+    package init(level: Int, parallel: Bool = true, shouldStop: @escaping @Sendable () -> Bool = { false }) {
         self.level = Int32(level)
+        self.parallel = parallel
+        self.shouldStop = shouldStop
         let level = Int32(level)
         compressors = ContextPool { ZstdCompressor(level: level) }
     }
@@ -64,4 +73,10 @@ package final class ChunkRecompressor: @unchecked Sendable {
         }
         return best
     }
+}
+
+/// A settling run was told to stop (`ChunkRecompressor.shouldStop`) in the middle of a
+/// pack: that pack is left as it was.
+public struct SettlingStopped: Error {
+    public init() {}
 }

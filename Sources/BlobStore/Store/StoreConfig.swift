@@ -21,9 +21,12 @@ public struct StoreConfig: Codable, Sendable, Equatable {
     public var createdAt: Date
 
     public static let defaultPackSizeLimit: UInt64 = 256 << 20
+    /// The fast tier: ingest at level 1 (18% faster than 3 on the image corpus, 6% more
+    /// bytes until the settler rewrites them at `defaultSettledLevel`).
+    public static let defaultLevel = 1
     public static let defaultSettledLevel = 19
 
-    public init(chunking: ChunkingParameters = .default, compressionLevel: Int = 3, settledLevel: Int = StoreConfig.defaultSettledLevel,
+    public init(chunking: ChunkingParameters = .default, compressionLevel: Int = StoreConfig.defaultLevel, settledLevel: Int = StoreConfig.defaultSettledLevel,
                 packSizeLimit: UInt64 = StoreConfig.defaultPackSizeLimit, layerDecompression: DecompressionLimits = .default) {
         formatVersion = StoreConfig.currentFormatVersion
         self.chunking = chunking

@@ -14,7 +14,7 @@ struct Init: ParsableCommand {
     @Option(help: "Maximum chunk size in bytes.")
     var maxChunk = ChunkingParameters.default.maxSize
     @Option(help: "zstd level for new chunks, 1-19; 0 stores chunks uncompressed.")
-    var level = 3
+    var level = StoreConfig.defaultLevel
     @Option(help: "zstd level `blobctl settle` rewrites cold chunks at, 1-19.")
     var settledLevel = StoreConfig.defaultSettledLevel
     @Option(help: "Seal a pack file and start a new one past this many bytes.")

@@ -18,6 +18,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "TLS private key (PEM).") var tlsKey: String?
     @Option(help: "htpasswd file with bcrypt entries for basic auth.") var htpasswd: String?
     @Option(help: "Seconds between background garbage collections (0: off).") var gcInterval: Double?
+    @Option(help: "Settle pushed packs at the strong level after this many idle seconds (0: off).") var settleIdle: Double?
 
     func validate() throws {
         if (tlsCert == nil) != (tlsKey == nil) {
@@ -35,7 +36,10 @@ struct Serve: AsyncParsableCommand {
             auth.htpasswd = htpasswd // the flag overrides the file's htpasswd, and keeps its other settings
             configuration.auth = auth
         }
-        if let gcInterval { configuration.gc = .init(intervalSeconds: gcInterval, uploadLeaseSeconds: configuration.gc?.uploadLeaseSeconds) }
+        var gc = configuration.gc ?? .init(intervalSeconds: nil, uploadLeaseSeconds: nil)
+        if let gcInterval { gc.intervalSeconds = gcInterval }
+        if let settleIdle { gc.settleIdleSeconds = settleIdle }
+        configuration.gc = gc
         var logger = Logger(label: "blobstore.registry") { StreamLogHandler.standardError(label: $0) }
         logger.logLevel = configuration.logLevel.flatMap(Logger.Level.init(rawValue:)) ?? (store.verbose ? .debug : .info)
         let s = try store.openOrCreate()

@@ -10,8 +10,8 @@ struct Settle: ParsableCommand {
             Ingest writes chunks at the fast level (`init --level`); settling rewrites the packs \
             holding chunks not settled yet at the settled level (`init --settled-level`, default \
             \(StoreConfig.defaultSettledLevel)), one pack at a time, with the crash rules of compaction: \
-            safe while other processes put, read and collect, and at any kill. Runs at low CPU \
-            priority unless --full-speed.
+            safe while other processes put, read and collect, and at any kill. Runs at the \
+            kernel's idle priority (SCHED_IDLE: only on CPU nothing else wants) unless --full-speed.
             """)
 
     @OptionGroup var store: StoreOptions
@@ -26,7 +26,7 @@ struct Settle: ParsableCommand {
     @Option(help: "Settle at most this many packs, the most unsettled first.")
     var maxPacks: Int?
 
-    @Flag(help: "Keep normal CPU priority (default: nice 10, so clients come first).")
+    @Flag(help: "Keep normal CPU priority (default: idle priority, so everything else comes first).")
     var fullSpeed = false
 
     @Flag(help: "List the packs that would be rewritten, change nothing.")
@@ -39,7 +39,8 @@ struct Settle: ParsableCommand {
     }
 
     func run() throws {
-        if !fullSpeed { _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 10) }
+        // Before any worker thread exists: they inherit it.
+        if !fullSpeed { IdlePriority.enterOnCallingThread() }
         let settler = Settler(store: try store.open(), level: level, threshold: threshold)
         var candidates = try settler.candidates()
         if let maxPacks { candidates = Array(candidates.prefix(maxPacks)) }
