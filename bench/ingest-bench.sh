@@ -25,6 +25,8 @@
 #                    the end unless KEEP=1
 #   REPEAT=N         run the whole suite N times (fresh repos each time) and
 #                    report each step's best (lowest wall) run (default 1)
+#   INIT_ARGS="..."  `blobctl init` options (e.g. "--level 0": ingest stores
+#                    chunks raw and the settler compresses them)
 #   SETTLE=0         skip `blobctl settle` after v1 and after v2 (the settled
 #                    rows; default 1)
 #   VERIFY=1         after the blobstore reads, re-read every blob and compare
@@ -49,6 +51,7 @@ KEEP=${KEEP:-0}
 VERIFY=${VERIFY:-0}
 REPEAT=${REPEAT:-1}
 SETTLE=${SETTLE:-1}
+INIT_ARGS=${INIT_ARGS:-}
 [[ "$REPEAT" =~ ^[1-9][0-9]*$ ]] || { echo "REPEAT must be a positive integer" >&2; exit 2; }
 REP=1
 
@@ -185,7 +188,7 @@ EOF
 
 # settle_blobstore TAG: the second tier, `blobctl settle` at full speed (a server
 # would run it niced, when idle); stored size after it as settled_TAG.
-# After v2, the settler runs as a server runs it (niced, the default) while a
+# After v2, the settler runs as a server runs it (idle priority, the default) while a
 # client reads 1 MiB ranges of app-v2 (what it is rewriting): p50/p99 of those
 # reads beside the same reads with nothing else running.
 settle_blobstore() {
@@ -218,7 +221,8 @@ EOF
 
 run_blobstore() {
   STORE=$W/blobstore; rm -rf "$STORE"
-  measure blobstore init 0 "$BLOBCTL" --store "$STORE" init || die "blobctl init failed"
+  # shellcheck disable=SC2086
+  measure blobstore init 0 "$BLOBCTL" --store "$STORE" init $INIT_ARGS || die "blobctl init failed"
   # one `bash -c` per phase ($0=blobctl $1=store $2=outdir), one output file per put
   local f put_v1=() put_v2=() put_warm=()
   for f in "${V1_FILES[@]}"; do put_v1+=("\"\$0\" --store \"\$1\" put $f > \"\$2/put.$f\""); done
@@ -558,7 +562,7 @@ else:
         line = f"1 MiB range reads of app-v2, p50/p99 ms: idle {i50}/{i99}"
         if "latency.settling" in extra:
             s50, s99, n = extra["latency.settling"].split()
-            line += f"; while the settler rewrites it (niced) {s50}/{s99} (worst of {n} runs of 100)"
+            line += f"; while the settler rewrites it (idle priority) {s50}/{s99} (worst of {n} runs of 100)"
         print(line)
     bs = sizes.get("blobstore", {})
     if any(k.startswith("df_") for k in bs):

@@ -32,6 +32,8 @@
 #                     registry-gz,docker-blobstore,docker-registry (default: all)
 #   CLIENTS=N         many-client pull: concurrent clients (default 8; 0: skip)
 #   CLIENT_PARALLEL=N blobs each client fetches at once (default 3)
+#   INIT_ARGS="..."   `blobctl init` options for blobstore's store (e.g. "--level 0":
+#                     pushes stored raw, for the settler to compress later)
 #   GC_INTERVAL=S     blobctl serve --gc-interval (default 0: off; nothing is
 #                     deleted during the run, so GC would find nothing)
 #   OUT_JSON=FILE     also write all figures as JSON to FILE
@@ -76,6 +78,7 @@ CONFIGS=${CONFIGS:-blobstore,registry,registry-zstd,blobstore-gz,registry-gz,doc
 CLIENTS=${CLIENTS:-8}
 CLIENT_PARALLEL=${CLIENT_PARALLEL:-3}
 GC_INTERVAL=${GC_INTERVAL:-0}
+INIT_ARGS=${INIT_ARGS:-}
 BUILD_WAIT=${BUILD_WAIT:-1800}
 KEEP=${KEEP:-0}
 REPEAT=${REPEAT:-1}
@@ -323,6 +326,8 @@ start_server() { # start_server CONFIG : sets SRV_PID SRV_PORT SRV_DATA SRV_KIND
   case "${cfg#docker-}" in
     blobstore*)
       SRV_KIND=blobstore; SRV_DATA=$dir/store
+      # shellcheck disable=SC2086
+      [ -z "$INIT_ARGS" ] || "$BLOBCTL" --store "$SRV_DATA" init $INIT_ARGS > /dev/null || die "blobctl init $INIT_ARGS failed"
       "$BLOBCTL" serve --store "$SRV_DATA" --addr "127.0.0.1:$SRV_PORT" --gc-interval "$GC_INTERVAL" \
         > "$dir/server.log" 2>&1 &
       SRV_PID=$! ;;

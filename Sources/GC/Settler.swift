@@ -77,6 +77,9 @@ public struct Settler: Sendable {
         for candidate in candidates {
             guard shouldContinue() else { break }
             let result = try store.withMaintenanceLock(wait: true) { () throws -> Store.CompactionResult? in
+                // The pack the last copies went to may be this candidate (a half-empty pack
+                // is adopted for appending): seal it, so it can be claimed like the others.
+                try store.packs.seal()
                 guard let claim = try store.packs.claim(pack: candidate.pack) else { return nil }
                 return try store.compact(claim, settling: recompressor)
             }
