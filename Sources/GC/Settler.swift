@@ -43,8 +43,10 @@ public struct Settler: Sendable {
         public var unsettledBytes: UInt64
     }
 
-    /// Packs whose unsettled share of live bytes reaches the threshold, most unsettled
-    /// bytes first. One pass over the chunk index.
+    /// Packs whose unsettled share of live bytes reaches the threshold: those under half
+    /// the pack size first (a writer adopts such a pack to append to, and the settler's
+    /// copies must not land in a pack it has yet to rewrite), then most unsettled bytes
+    /// first. One pass over the chunk index.
     public func candidates() throws -> [Candidate] {
         var byPack: [UInt64: Candidate] = [:]
         try store.index.read { txn in
@@ -57,9 +59,10 @@ public struct Settler: Sendable {
                 return true
             }
         }
+        let half = store.config.packSizeLimit / 2
         return byPack.values
             .filter { $0.unsettledBytes > 0 && Double($0.unsettledBytes) >= threshold * Double($0.liveBytes) }
-            .sorted { ($0.unsettledBytes, $0.pack) > ($1.unsettledBytes, $1.pack) }
+            .sorted { ($0.liveBytes < half ? 1 : 0, $0.unsettledBytes, $0.pack) > ($1.liveBytes < half ? 1 : 0, $1.unsettledBytes, $1.pack) }
     }
 
     /// Settles `candidates` (by default all of them), one pack at a time, while

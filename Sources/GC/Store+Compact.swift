@@ -35,9 +35,11 @@ extension Store {
         let listed = try index.read { txn in try Store.leases(txn) }.contains { $0.packs.contains(id) && $0.isAlive(root: root) }
         if listed { return nil }
         // 1. Which records does the index still point at? Their payloads are gathered in
-        //    one buffer (a pack is at most the size limit).
+        //    one buffer (a pack is at most the size limit); settling reads them again a
+        //    window at a time instead, so `at` counts bytes without keeping them.
         var live: [(offset: UInt64, record: PendingRecord, at: Int)] = []
         var gathered: [UInt8] = []
+        var payloadBytes = 0
         _ = try index.read { txn in
             try PackScanner(backend: packs, id: id, size: size).scan { record in
                 guard record.payloadIntact, let raw = try txn.get("chunks", record.header.key.key) else { return }
@@ -45,8 +47,9 @@ extension Store {
                 guard chunk.location.packID == id, chunk.location.offset == record.offset else { return }
                 let pending = PendingRecord(key: record.header.key, flags: record.header.flags, rawSize: record.header.rawSize,
                                             payload: UnsafeRawBufferPointer(start: nil, count: 0), checksum: record.header.checksum)
-                live.append((record.offset, pending, gathered.count))
-                gathered.append(contentsOf: record.payload)
+                live.append((record.offset, pending, payloadBytes))
+                payloadBytes += record.payload.count
+                if settling == nil { gathered.append(contentsOf: record.payload) }
             }
         }
         // 2. Copy them, durably (settling: rewritten where not settled yet).
@@ -54,7 +57,7 @@ extension Store {
         let writer = packs.beginWriting()
         defer { packs.endWriting(writer) }
         if let settling, !live.isEmpty {
-            newLocations = try appendSettled(live, gathered, with: settling, for: writer)
+            newLocations = try appendSettled(live, payloadBytes: payloadBytes, from: id, with: settling, for: writer)
             try packs.sync()
         } else if !live.isEmpty {
             newLocations = try gathered.withUnsafeBytes { all in
@@ -91,21 +94,35 @@ extension Store {
     }
 
     /// Step 2 when settling: the live records, those not settled yet rewritten by
-    /// `recompressor` (on all cores or not, as it says), appended a window of records at a
-    /// time, so beside the gathered pack at most one window of new payloads is in memory.
-    /// A damaged record is copied as it is.
-    private func appendSettled(_ live: [(offset: UInt64, record: PendingRecord, at: Int)], _ gathered: [UInt8],
+    /// `recompressor` (on all cores or not, as it says), a window of records at a time:
+    /// read from the claimed pack (CRC checked again), rewritten, appended. So one window
+    /// of old and new payloads is in memory, whatever the pack's size. A record whose bytes
+    /// do not hash to its key is copied as it is.
+    private func appendSettled(_ live: [(offset: UInt64, record: PendingRecord, at: Int)], payloadBytes: Int, from pack: UInt64,
                                with recompressor: ChunkRecompressor, for writer: PackWriter) throws -> [ChunkLocation] {
         let window = 128
         var locations: [ChunkLocation] = []
         locations.reserveCapacity(live.count)
-        try gathered.withUnsafeBytes { all in
-            func payload(_ i: Int) -> UnsafeRawBufferPointer {
-                UnsafeRawBufferPointer(rebasing: all[live[i].at..<(i + 1 < live.count ? live[i + 1].at : all.count)])
+        var start = 0
+        while start < live.count {
+            let end = min(start + window, live.count)
+            let base = live[start].at
+            var old = [UInt8](repeating: 0, count: (end < live.count ? live[end].at : payloadBytes) - base)
+            try old.withUnsafeMutableBytes { buffer in
+                for i in start..<end {
+                    let from = live[i].at - base
+                    let to = (i + 1 < live.count ? live[i + 1].at : payloadBytes) - base
+                    let target = UnsafeMutableRawBufferPointer(rebasing: buffer[from..<to])
+                    let n = try packs.read(pack: pack, at: live[i].offset + UInt64(PackFormat.recordHeaderSize), into: target)
+                    guard n == target.count, CRC32C.checksum(UnsafeRawBufferPointer(target)) == live[i].record.checksum else {
+                        throw BlobStoreError(.corrupt, "pack \(PackFormat.fileName(for: pack)) offset \(live[i].offset): record changed while it was settled")
+                    }
+                }
             }
-            var start = 0
-            while start < live.count {
-                let end = min(start + window, live.count)
+            try old.withUnsafeBytes { all in
+                func payload(_ i: Int) -> UnsafeRawBufferPointer {
+                    UnsafeRawBufferPointer(rebasing: all[(live[i].at - base)..<((i + 1 < live.count ? live[i + 1].at : payloadBytes) - base)])
+                }
                 var settled = [(flags: ChunkFlags, payload: [UInt8])?](repeating: nil, count: end - start)
                 settled.withUnsafeMutableBufferPointer { out in
                     let outBase = out.baseAddress!
@@ -139,8 +156,8 @@ extension Store {
                     }
                     return try packs.append(records, for: writer)
                 }
-                start = end
             }
+            start = end
         }
         return locations
     }
