@@ -18,8 +18,10 @@ final class DockerRegistryTests: XCTestCase {
     /// frees its layer; the other image still pulls and runs.
     func testDockerBuildPushPullRunDeleteCollect() throws {
         let engine = try DockerEngine(self)
-        // Holds on uploaded blobs end after 1 s, and GC runs only when the test says.
-        let server = try RegistryProcess(self, config: #"{"gc":{"intervalSeconds":0,"uploadLeaseSeconds":1}}"#)
+        // Holds on uploaded blobs end after 5 s, and GC runs only when the test says. (Not
+        // 1 s: leases count whole seconds, so a 1 s lease can run out between a push's
+        // POST and its PATCH, and docker push fails with "blob upload unknown".)
+        let server = try RegistryProcess(self, config: #"{"gc":{"intervalSeconds":0,"uploadLeaseSeconds":5}}"#)
         try engine.importBusybox(as: "base:1")
         let context = try makeTemporaryDirectory(self)
         try Data("""
@@ -44,6 +46,7 @@ final class DockerRegistryTests: XCTestCase {
         try engine.run(["push", "\(repo):a"])
         let afterA = try storedBytes(server.storePath)
         try engine.run(["push", "\(repo):b"])
+        let pushedB = Date()
         let afterB = try storedBytes(server.storePath)
         XCTAssertGreaterThan(afterA, 3_000_000, "the random package layer is stored")
         XCTAssertLessThan(afterB - afterA, 200_000, "image b costs only its own layer, config and manifest")
@@ -68,7 +71,9 @@ final class DockerRegistryTests: XCTestCase {
         // Delete b through the API (by digest, as the spec says), collect: b's own layer goes.
         let digestB = try XCTUnwrap(manifestB.header("Docker-Content-Digest"))
         XCTAssertEqual(try server.request("DELETE", "/v2/demo/app/manifests/\(digestB)").status, 202)
-        sleep(2) // the upload holds (1 s) run out
+        // The upload holds (5 s after b's push) run out.
+        let left = 6 - Date().timeIntervalSince(pushedB)
+        if left > 0 { usleep(UInt32(left * 1_000_000)) }
         let gc = try runBlobctl(["--store", server.storePath, "gc", "--json"])
         XCTAssertEqual(gc.status, 0, gc.stderr)
         let afterGC = try storedBytes(server.storePath)
