@@ -57,8 +57,7 @@ public enum IndexRebuilder {
             report.packs += 1
             let summary = try PackScanner(backend: store.packs, id: id, size: size).scan { record in
                 guard record.payloadIntact, intact[record.header.key] == nil else { return }
-                intact[record.header.key] = ChunkLocation(packID: id, offset: record.offset, storedSize: record.header.storedSize,
-                                                          rawSize: record.header.rawSize, flags: record.header.flags, checksum: record.header.checksum)
+                intact[record.header.key] = ChunkLocation(packID: id, offset: record.offset, header: record.header)
             }
             report.packRecords += summary.records
         }

@@ -46,7 +46,8 @@ extension Store {
                 let chunk = try ChunkRecord(decoding: raw)
                 guard chunk.location.packID == id, chunk.location.offset == record.offset else { return }
                 let pending = PendingRecord(key: record.header.key, flags: record.header.flags, rawSize: record.header.rawSize,
-                                            payload: UnsafeRawBufferPointer(start: nil, count: 0), checksum: record.header.checksum)
+                                            payload: UnsafeRawBufferPointer(start: nil, count: 0), checksum: record.header.checksum,
+                                            frameBack: record.header.frameBack)
                 live.append((record.offset, pending, payloadBytes))
                 payloadBytes += record.payload.count
                 if settling == nil { gathered.append(contentsOf: record.payload) }
@@ -60,15 +61,41 @@ extension Store {
             newLocations = try appendSettled(live, payloadBytes: payloadBytes, from: id, with: settling, for: writer)
             try packs.sync()
         } else if !live.isEmpty {
+            // A frame's live members move without its dead ones: each is decoded and stored
+            // on its own at the ingest level (the settler frames them again later).
+            var unframed: [Int: (flags: ChunkFlags, range: Range<Int>)] = [:]
+            var unframedBytes: [UInt8] = []
+            for (i, entry) in live.enumerated() where entry.record.flags.contains(.framed) {
+                let r = entry.record
+                let location = ChunkLocation(packID: id, offset: entry.offset, storedSize: UInt32((i + 1 < live.count ? live[i + 1].at : payloadBytes) - entry.at),
+                                             rawSize: r.rawSize, flags: r.flags, checksum: r.checksum, frameBack: r.frameBack)
+                // Undecodable: not moved, so the shortfall check below refuses the pack.
+                guard let standalone = try? unframe(r.key, at: location) else { continue }
+                unframed[i] = (standalone.flags, unframedBytes.count..<unframedBytes.count + standalone.payload.count)
+                unframedBytes += standalone.payload
+            }
             newLocations = try gathered.withUnsafeBytes { all in
-                var batch: [PendingRecord] = []
-                for (i, entry) in live.enumerated() {
-                    let end = i + 1 < live.count ? live[i + 1].at : all.count
-                    var r = entry.record
-                    r.payload = UnsafeRawBufferPointer(rebasing: all[entry.at..<end])
-                    batch.append(r)
+                try unframedBytes.withUnsafeBytes { decoded in
+                    var batch: [PendingRecord] = []
+                    var moving: [(offset: UInt64, record: PendingRecord, at: Int)] = []
+                    for (i, entry) in live.enumerated() {
+                        var r = entry.record
+                        if r.flags.contains(.framed) {
+                            guard let standalone = unframed[i] else { continue }
+                            r.flags = standalone.flags
+                            r.frameBack = 0
+                            r.payload = UnsafeRawBufferPointer(rebasing: decoded[standalone.range])
+                            r.checksum = CRC32C.checksum(r.payload)
+                        } else {
+                            let end = i + 1 < live.count ? live[i + 1].at : all.count
+                            r.payload = UnsafeRawBufferPointer(rebasing: all[entry.at..<end])
+                        }
+                        batch.append(r)
+                        moving.append(entry)
+                    }
+                    live = moving
+                    return try packs.append(batch, for: writer)
                 }
-                return try packs.append(batch, for: writer)
             }
             try packs.sync()
         }
@@ -94,25 +121,29 @@ extension Store {
     }
 
     /// Step 2 when settling: the live records, those not settled yet rewritten by
-    /// `recompressor` (on all cores or not, as it says), a window of records at a time:
-    /// read from the claimed pack (CRC checked again), rewritten, appended. So one window
-    /// of old and new payloads is in memory, whatever the pack's size. A record whose bytes
-    /// do not hash to its key is copied as it is.
+    /// `recompressor` into frames of consecutive chunks (on all cores or not, as it says),
+    /// a window of records at a time: read from the claimed pack (CRC checked again),
+    /// rewritten, appended. So one window of old and new payloads is in memory, whatever
+    /// the pack's size. Members of frames written earlier are decoded and framed again with
+    /// their new neighbours. A record whose bytes do not hash to its key is copied as it is.
     private func appendSettled(_ live: [(offset: UInt64, record: PendingRecord, at: Int)], payloadBytes: Int, from pack: UInt64,
                                with recompressor: ChunkRecompressor, for writer: PackWriter) throws -> [ChunkLocation] {
         let window = 128
+        func each(_ count: Int, _ body: (Int) -> Void) {
+            if recompressor.parallel { parallelFor(count, body) } else { for i in 0..<count { body(i) } }
+        }
         var locations: [ChunkLocation] = []
         locations.reserveCapacity(live.count)
         var start = 0
         while start < live.count {
             let end = min(start + window, live.count)
+            let count = end - start
             let base = live[start].at
-            var old = [UInt8](repeating: 0, count: (end < live.count ? live[end].at : payloadBytes) - base)
+            func range(_ i: Int) -> Range<Int> { (live[i].at - base)..<((i + 1 < live.count ? live[i + 1].at : payloadBytes) - base) }
+            var old = [UInt8](repeating: 0, count: range(end - 1).upperBound)
             try old.withUnsafeMutableBytes { buffer in
                 for i in start..<end {
-                    let from = live[i].at - base
-                    let to = (i + 1 < live.count ? live[i + 1].at : payloadBytes) - base
-                    let target = UnsafeMutableRawBufferPointer(rebasing: buffer[from..<to])
+                    let target = UnsafeMutableRawBufferPointer(rebasing: buffer[range(i)])
                     let n = try packs.read(pack: pack, at: live[i].offset + UInt64(PackFormat.recordHeaderSize), into: target)
                     guard n == target.count, CRC32C.checksum(UnsafeRawBufferPointer(target)) == live[i].record.checksum else {
                         throw BlobStoreError(.corrupt, "pack \(PackFormat.fileName(for: pack)) offset \(live[i].offset): record changed while it was settled")
@@ -120,32 +151,106 @@ extension Store {
                 }
             }
             try old.withUnsafeBytes { all in
-                func payload(_ i: Int) -> UnsafeRawBufferPointer {
-                    UnsafeRawBufferPointer(rebasing: all[(live[i].at - base)..<((i + 1 < live.count ? live[i + 1].at : payloadBytes) - base)])
+                func payload(_ i: Int) -> UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: all[range(i)]) }
+                // 1. The raw bytes of every record to be (re)framed. Kept as they are:
+                //    settled records outside frames, empty ones, those ingest found
+                //    incompressible, and damaged ones.
+                var raws = [[UInt8]?](repeating: nil, count: count)
+                var frameGroups: [PackPosition: [Int]] = [:]
+                for j in 0..<count where live[start + j].record.flags.contains(.framed) {
+                    let r = live[start + j].record
+                    frameGroups[PackPosition(pack: pack, offset: live[start + j].offset - UInt64(r.frameBack)), default: []].append(j)
                 }
-                var settled = [(flags: ChunkFlags, payload: [UInt8])?](repeating: nil, count: end - start)
-                settled.withUnsafeMutableBufferPointer { out in
-                    let outBase = out.baseAddress!
-                    let one = { (j: Int) in
-                        let record = live[start + j].record
-                        guard !record.flags.contains(.settled), !recompressor.shouldStop() else { return }
-                        outBase[j] = recompressor.settle(.init(key: record.key, flags: record.flags, rawSize: record.rawSize, payload: payload(start + j)))
+                let groups = Array(frameGroups.values)
+                var failures = [String?](repeating: nil, count: groups.count)
+                raws.withUnsafeMutableBufferPointer { rawSlots in
+                    let rawBase = rawSlots.baseAddress!
+                    failures.withUnsafeMutableBufferPointer { failureSlots in
+                        let failureBase = failureSlots.baseAddress!
+                        each(groups.count) { g in
+                            let sizes = groups[g].map { Int(live[start + $0].record.rawSize) }
+                            var decoded = [UInt8](repeating: 0, count: sizes.reduce(0, +))
+                            let offsets = sizes.indices.map { sizes[..<$0].reduce(0, +) }
+                            do {
+                                try decoded.withUnsafeMutableBytes { buffer in
+                                    try readFramed(groups[g].enumerated().map { m, j in
+                                        let r = live[start + j].record
+                                        return (r.key, ChunkLocation(packID: pack, offset: live[start + j].offset, storedSize: UInt32(range(start + j).count),
+                                                                     rawSize: r.rawSize, flags: r.flags, checksum: r.checksum, frameBack: r.frameBack),
+                                                UnsafeMutableRawBufferPointer(rebasing: buffer[offsets[m]..<offsets[m] + sizes[m]]))
+                                    }, verify: true)
+                                }
+                                for (m, j) in groups[g].enumerated() { rawBase[j] = Array(decoded[offsets[m]..<offsets[m] + sizes[m]]) }
+                            } catch {
+                                failureBase[g] = "\(error)"
+                            }
+                        }
                     }
-                    if recompressor.parallel { parallelFor(end - start, one) } else { for j in 0..<(end - start) { one(j) } }
+                    let level = config.compressionLevel
+                    each(count) { j in
+                        let r = live[start + j].record
+                        guard !r.flags.contains(.framed), !r.flags.contains(.settled), r.rawSize > 0,
+                              r.flags.contains(.zstd) || level == 0, !recompressor.shouldStop() else { return }
+                        rawBase[j] = recompressor.rawBytes(of: .init(key: r.key, flags: r.flags, rawSize: r.rawSize, payload: payload(start + j)))
+                    }
+                }
+                // A frame that does not decode cannot be copied piecemeal: leave the pack.
+                if let failure = failures.compactMap({ $0 }).first {
+                    throw BlobStoreError(.corrupt, "pack \(PackFormat.fileName(for: pack)): a frame does not decode, left for fsck: \(failure)")
+                }
+                if recompressor.shouldStop() { throw SettlingStopped() }
+                // 2. Frames: runs of consecutive records with raw bytes, cut at the frame size.
+                var frames: [Range<Int>] = []
+                var j = 0
+                while j < count {
+                    guard raws[j] != nil else { j += 1; continue }
+                    var k = j
+                    var bytes = 0
+                    while k < count, let raw = raws[k], bytes < recompressor.frameSize {
+                        bytes += raw.count
+                        k += 1
+                    }
+                    frames.append(j..<k)
+                    j = k
+                }
+                var pieces = [[[UInt8]]?](repeating: nil, count: frames.count)
+                pieces.withUnsafeMutableBufferPointer { out in
+                    let outBase = out.baseAddress!
+                    each(frames.count) { f in
+                        guard !recompressor.shouldStop() else { return }
+                        outBase[f] = recompressor.frame(frames[f].map { raws[$0]! })
+                    }
                 }
                 // Abandoned: what earlier windows appended is unreferenced, as after a crash.
                 if recompressor.shouldStop() { throw SettlingStopped() }
+                // 3. The records, in pack order.
                 var bytes: [UInt8] = []
                 var records: [PendingRecord] = []
                 var starts: [Int] = []
-                for j in 0..<(end - start) {
+                var frameOf = [Int?](repeating: nil, count: count)
+                for (f, members) in frames.enumerated() { for j in members { frameOf[j] = f } }
+                var frameBack = 0
+                for j in 0..<count {
                     var record = live[start + j].record
                     starts.append(bytes.count)
-                    if let new = settled[j] {
-                        record.flags = new.flags
-                        record.checksum = new.payload.withUnsafeBytes { CRC32C.checksum($0) }
-                        bytes.append(contentsOf: new.payload)
+                    record.frameBack = 0
+                    if let f = frameOf[j] {
+                        let member = j - frames[f].lowerBound
+                        if let framePieces = pieces[f] {
+                            if member == 0 { frameBack = 0 }
+                            record.flags = [.zstd, .settled, .framed]
+                            record.frameBack = UInt32(frameBack)
+                            frameBack += PackFormat.recordHeaderSize + framePieces[member].count
+                            bytes += framePieces[member]
+                        } else {
+                            record.flags = [.settled] // does not compress: raw
+                            bytes += raws[j]!
+                        }
+                        record.checksum = bytes.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[starts[j]...])) }
                     } else {
+                        // Settled already, empty, incompressible or damaged: unchanged.
+                        let damaged = !record.flags.contains(.settled) && record.rawSize > 0 && (record.flags.contains(.zstd) || config.compressionLevel == 0)
+                        if !damaged { record.flags.insert(.settled) }
                         bytes.append(contentsOf: payload(start + j))
                     }
                     records.append(record)
@@ -211,3 +316,4 @@ struct CompactionShortfall: Error {
     var found: Int
     var accounted: UInt64
 }
+

@@ -77,8 +77,7 @@ public struct StoreChecker: Sendable {
                     if record.payloadIntact { intactIndexed.insert(position) }
                 }
                 if record.payloadIntact {
-                    found[record.header.key] = ChunkLocation(packID: id, offset: record.offset, storedSize: record.header.storedSize,
-                                                             rawSize: record.header.rawSize, flags: record.header.flags, checksum: record.header.checksum)
+                    found[record.header.key] = ChunkLocation(packID: id, offset: record.offset, header: record.header)
                 }
             }
             report.packRecords += summary.records
@@ -117,10 +116,6 @@ public struct StoreChecker: Sendable {
     }
 }
 
-struct PackPosition: Hashable {
-    var pack: UInt64
-    var offset: UInt64
-}
 
 final class UncheckedSendableList: @unchecked Sendable {
     private var storage: [String] = []

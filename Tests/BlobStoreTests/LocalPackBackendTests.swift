@@ -80,4 +80,32 @@ final class LocalPackBackendTests: XCTestCase {
         reader.sweep()
         XCTAssertEqual(openDescriptors(), 0, "closed after the pack was removed")
     }
+
+    /// A frame's records land in one pack, back to back, even where a pack fills up: a
+    /// frame cut between two packs could not be decoded.
+    func testAFrameIsNeverSplitBetweenPacks() throws {
+        let dir = try makeTemporaryDirectory(self)
+        let writer = LocalPackBackend(directory: dir, sizeLimit: 1 << 20)
+        var random = TestRandom(seed: 5300)
+        let (payloads, plain) = records(&random, count: 30, size: 100_000)
+        // Frames of three records each (the payloads stand in for frame pieces).
+        var pending: [PendingRecord] = []
+        var back = 0
+        for (i, var record) in plain.enumerated() {
+            if i % 3 == 0 { back = 0 }
+            record.flags = [.zstd, .settled, .framed]
+            record.frameBack = UInt32(back)
+            back += PackFormat.recordHeaderSize + record.payload.count
+            pending.append(record)
+        }
+        let unit = writer.beginWriting()
+        let locations = try withExtendedLifetime(payloads) { try writer.append(pending, for: unit) }
+        writer.endWriting(unit)
+        XCTAssertGreaterThan(Set(locations.map(\.packID)).count, 1, "the records fill several packs")
+        for frame in stride(from: 0, to: locations.count, by: 3) {
+            let members = locations[frame..<frame + 3]
+            XCTAssertEqual(Set(members.map(\.packID)).count, 1, "frame \(frame / 3) spans packs")
+            for m in members { XCTAssertEqual(m.frameStart, members.first!.offset) }
+        }
+    }
 }

@@ -1,32 +1,36 @@
 import Foundation
 
-/// Rewrites stored chunk payloads at a stronger zstd level: the settler's inner step.
+/// Rewrites stored chunks at a stronger zstd level, several consecutive chunks to a frame
+/// (`PackFormat`): the settler's inner step.
 ///
 /// A payload is decompressed and its bytes hashed against the chunk's key before anything
 /// is written: a damaged chunk is passed on as it is (so `fsck` still finds it), never
-/// recompressed into a record whose checksum would vouch for wrong bytes. The result is the
-/// smallest of the new frame, the old payload and the raw bytes, flagged `.settled`.
+/// recompressed into a record whose checksum would vouch for wrong bytes.
 package final class ChunkRecompressor: @unchecked Sendable {
     package let level: Int32
+    /// Raw bytes gathered into one frame before it is closed (`Settler.frameSize`).
+    package let frameSize: Int
     /// On all cores (a `blobctl settle` run), or on the calling thread only (a server's
     /// settler, whose one thread runs at idle priority).
     package let parallel: Bool
-    private let compressors: ContextPool<ZstdCompressor>
+    private let compressors: ContextPool<ZstdFrameCompressor>
     private let decompressors = ContextPool { ZstdDecompressor() }
 
-    /// Checked before each chunk: true abandons the pack under way (nothing of it is
+    /// Checked before each frame: true abandons the pack under way (nothing of it is
     /// written yet), e.g. when a server shuts down.
     package let shouldStop: @Sendable () -> Bool
 
-    package init(level: Int, parallel: Bool = true, shouldStop: @escaping @Sendable () -> Bool = { false }) {
+    package init(level: Int, frameSize: Int, parallel: Bool = true,
+                 shouldStop: @escaping @Sendable () -> Bool = { false }) {
         self.level = Int32(level)
+        self.frameSize = frameSize
         self.parallel = parallel
         self.shouldStop = shouldStop
         let level = Int32(level)
-        compressors = ContextPool { ZstdCompressor(level: level) }
+        compressors = ContextPool { ZstdFrameCompressor(level: level) }
     }
 
-    /// A record's stored form, as read from its pack.
+    /// A record's stored form, as read from its pack (not framed).
     package struct Stored {
         package var key: Digest
         package var flags: ChunkFlags
@@ -41,9 +45,9 @@ package final class ChunkRecompressor: @unchecked Sendable {
         }
     }
 
-    /// The settled form of `record`: new flags and payload bytes; nil when the record is
-    /// damaged (its bytes do not hash to its key) and must be copied unchanged.
-    package func settle(_ record: Stored) -> (flags: ChunkFlags, payload: [UInt8])? {
+    /// The chunk's raw bytes; nil when the record is damaged (its bytes do not hash to its
+    /// key) and must be copied unchanged.
+    package func rawBytes(of record: Stored) -> [UInt8]? {
         let rawCount = Int(record.rawSize)
         var raw = [UInt8](repeating: 0, count: rawCount)
         let intact: Bool = raw.withUnsafeMutableBytes { target in
@@ -55,23 +59,30 @@ package final class ChunkRecompressor: @unchecked Sendable {
             }
             return SHA256Hasher.hash(UnsafeRawBufferPointer(target)) == record.key
         }
-        guard intact else { return nil }
-        var best: (flags: ChunkFlags, payload: [UInt8]) = (record.flags.union(.settled), Array(record.payload))
-        if rawCount > 0 {
-            var frame = [UInt8](repeating: 0, count: ZstdCompressor.bound(rawCount))
-            let written = raw.withUnsafeBytes { source in
-                frame.withUnsafeMutableBytes { destination in compressors.withElement { $0.compress(source, into: destination) } }
-            }
-            if let written, written < best.payload.count {
-                frame.removeSubrange(written...)
-                best = ([.zstd, .settled], frame)
+        return intact ? raw : nil
+    }
+
+    /// The members as one frame, one piece each; nil when the frame does not save ~3% over
+    /// the raw bytes (as at ingest), and they are better stored raw.
+    package func frame(_ members: [[UInt8]]) -> [[UInt8]]? {
+        let pieces: [[UInt8]]? = withPointers(members) { pointers in compressors.withElement { $0.compress(pointers) } }
+        guard let pieces else { return nil }
+        let raw = members.reduce(0) { $0 + $1.count }
+        let stored = pieces.reduce(0) { $0 + $1.count }
+        return stored < raw - raw / 32 ? pieces : nil
+    }
+
+    private func withPointers<R>(_ arrays: [[UInt8]], _ body: ([UnsafeRawBufferPointer]) -> R) -> R {
+        var pointers: [UnsafeRawBufferPointer] = []
+        pointers.reserveCapacity(arrays.count)
+        func step(_ i: Int) -> R {
+            if i == arrays.count { return body(pointers) }
+            return arrays[i].withUnsafeBytes { p in
+                pointers.append(p)
+                return step(i + 1)
             }
         }
-        // Compression must save at least ~3% over the raw bytes, as at ingest.
-        if best.flags.contains(.zstd), best.payload.count >= rawCount - rawCount / 32 {
-            best = ([.settled], raw)
-        }
-        return best
+        return step(0)
     }
 }
 

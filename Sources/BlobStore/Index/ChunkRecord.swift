@@ -4,7 +4,7 @@ public struct ChunkRecord: Sendable, Equatable {
     /// Blob recipes that list this chunk (a recipe listing it twice counts twice).
     public var references: UInt64
 
-    static let encodedSize = 8 + 8 + 4 + 4 + 1 + 4 + 8
+    static let encodedSize = 8 + 8 + 4 + 4 + 1 + 4 + 4 + 8
 
     package func encoded() -> [UInt8] {
         var w = BinaryWriter(capacity: ChunkRecord.encodedSize)
@@ -35,16 +35,26 @@ public struct ChunkLocation: Sendable, Equatable {
     public var flags: ChunkFlags
     /// CRC32C of the stored payload.
     public var checksum: UInt32
+    /// For a `.framed` record: bytes back to its frame's first record (see `PackFormat`).
+    public var frameBack: UInt32
 
-    public init(packID: UInt64, offset: UInt64, storedSize: UInt32, rawSize: UInt32, flags: ChunkFlags, checksum: UInt32) {
+    public init(packID: UInt64, offset: UInt64, storedSize: UInt32, rawSize: UInt32, flags: ChunkFlags, checksum: UInt32, frameBack: UInt32 = 0) {
         self.packID = packID
         self.offset = offset
         self.storedSize = storedSize
         self.rawSize = rawSize
         self.flags = flags
         self.checksum = checksum
+        self.frameBack = frameBack
     }
 
+    /// The location of what a pack record's header describes, at `offset` of pack `packID`.
+    package init(packID: UInt64, offset: UInt64, header: PackFormat.RecordHeader) {
+        self.init(packID: packID, offset: offset, storedSize: header.storedSize, rawSize: header.rawSize, flags: header.flags,
+                  checksum: header.checksum, frameBack: header.frameBack)
+    }
+
+    // `frameBack` follows only for framed records, so older index values read unchanged.
     func write(to w: inout BinaryWriter) {
         w.u64(packID)
         w.u64(offset)
@@ -52,12 +62,17 @@ public struct ChunkLocation: Sendable, Equatable {
         w.u32(rawSize)
         w.u8(flags.rawValue)
         w.u32(checksum)
+        if flags.contains(.framed) { w.u32(frameBack) }
     }
 
     init(reading r: inout BinaryReader) throws {
         self.init(packID: try r.u64(), offset: try r.u64(), storedSize: try r.u32(), rawSize: try r.u32(),
                   flags: ChunkFlags(rawValue: try r.u8()), checksum: try r.u32())
+        if flags.contains(.framed) { frameBack = try r.u32() }
     }
+
+    /// Offset of the first record of this record's frame (its own offset when not framed).
+    public var frameStart: UInt64 { offset - UInt64(frameBack) }
 
     /// Bytes the record takes in its pack, header included.
     public var recordSize: UInt64 { UInt64(PackFormat.recordHeaderSize) + UInt64(storedSize) }
@@ -71,4 +86,7 @@ public struct ChunkFlags: OptionSet, Sendable, Hashable {
     /// Rewritten by the settler at the store's strong level (or found not to gain from it):
     /// the settler passes it by from then on.
     public static let settled = ChunkFlags(rawValue: 2)
+    /// The payload is one piece of a zstd frame spread over consecutive records (see
+    /// `PackFormat`): decoding it needs the frame's earlier records.
+    public static let framed = ChunkFlags(rawValue: 4)
 }

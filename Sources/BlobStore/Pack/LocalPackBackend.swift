@@ -59,10 +59,15 @@ public final class LocalPackBackend: PackBackend, @unchecked Sendable {
             var batchEnd = index
             var batchBytes = 0
             while batchEnd < records.count {
-                let size = PackFormat.recordHeaderSize + records[batchEnd].payload.count
+                // A frame is one unit: all of its records fit, or it goes to the next pack.
+                var unitEnd = batchEnd + 1
+                if records[batchEnd].flags.contains(.framed) {
+                    while unitEnd < records.count, records[unitEnd].flags.contains(.framed), records[unitEnd].frameBack > 0 { unitEnd += 1 }
+                }
+                let size = records[batchEnd..<unitEnd].reduce(0) { $0 + PackFormat.recordHeaderSize + $1.payload.count }
                 if pack.size + UInt64(batchBytes + size) > sizeLimit && (pack.size > UInt64(PackFormat.headerSize) || batchBytes > 0) { break }
                 batchBytes += size
-                batchEnd += 1
+                batchEnd = unitEnd
             }
             if batchEnd == index {
                 try rotate()
@@ -74,11 +79,12 @@ public final class LocalPackBackend: PackBackend, @unchecked Sendable {
             let first = locations.count
             for i in index..<batchEnd {
                 let r = records[i]
-                PackFormat.writeRecordHeader(into: staging.baseAddress! + cursor, key: r.key, flags: r.flags, rawSize: r.rawSize, storedSize: UInt32(r.payload.count), checksum: r.checksum)
+                PackFormat.writeRecordHeader(into: staging.baseAddress! + cursor, key: r.key, flags: r.flags, rawSize: r.rawSize, storedSize: UInt32(r.payload.count),
+                                             checksum: r.checksum, frameBack: r.frameBack)
                 if r.payload.count > 0 {
                     (staging.baseAddress! + cursor + PackFormat.recordHeaderSize).copyMemory(from: r.payload.baseAddress!, byteCount: r.payload.count)
                 }
-                locations.append(ChunkLocation(packID: pack.id, offset: pack.size + UInt64(cursor), storedSize: UInt32(r.payload.count), rawSize: r.rawSize, flags: r.flags, checksum: r.checksum))
+                locations.append(ChunkLocation(packID: pack.id, offset: pack.size + UInt64(cursor), storedSize: UInt32(r.payload.count), rawSize: r.rawSize, flags: r.flags, checksum: r.checksum, frameBack: r.frameBack))
                 cursor += PackFormat.recordHeaderSize + r.payload.count
             }
             locked[pack.id]?.writers.insert(writer)

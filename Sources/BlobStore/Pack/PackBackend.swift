@@ -10,7 +10,8 @@ public protocol PackBackend: AnyObject, Sendable {
     /// Ends a unit of writing (after its index transaction, or when it is abandoned).
     func endWriting(_ writer: PackWriter)
     /// Appends records to this process's open pack(s) for `writer` and returns where each
-    /// landed. After a failed write the torn tail is cut off where possible and the next
+    /// landed. A frame's records (`.framed`, see `PackFormat`) land together in one pack, in
+    /// order, back to back. After a failed write the torn tail is cut off where possible and the next
     /// append goes to a new pack: nothing is ever appended behind a torn stretch.
     func append(_ records: [PendingRecord], for writer: PackWriter) throws -> [ChunkLocation]
     /// Makes every record appended so far durable. Called before the index points at them.
@@ -40,13 +41,17 @@ public struct PendingRecord: @unchecked Sendable {
     public var rawSize: UInt32
     public var payload: UnsafeRawBufferPointer
     public var checksum: UInt32
+    /// For a `.framed` record: bytes back to its frame's first record, i.e. the record sizes
+    /// (header and payload) of the frame's records before it in the same `append`.
+    public var frameBack: UInt32
 
-    public init(key: Digest, flags: ChunkFlags, rawSize: UInt32, payload: UnsafeRawBufferPointer, checksum: UInt32) {
+    public init(key: Digest, flags: ChunkFlags, rawSize: UInt32, payload: UnsafeRawBufferPointer, checksum: UInt32, frameBack: UInt32 = 0) {
         self.key = key
         self.flags = flags
         self.rawSize = rawSize
         self.payload = payload
         self.checksum = checksum
+        self.frameBack = frameBack
     }
 }
 

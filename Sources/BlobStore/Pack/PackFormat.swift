@@ -7,12 +7,19 @@
 ///     +---------+---------+----------+---------+---------+----------------+
 ///     record header (64 bytes), then `storedSize` payload bytes
 ///     +----------+-------+-----+-----------+-------------+------------+-------------+-----+------------+
-///     | "BSR1" | flags u8 | 0 0 0 | key (32) | rawSize u32 | storedSize u32 | payload crc u32 | 0 u64 | header crc u32 |
-///     +----------+-------+-----+-----------+-------------+------------+-------------+-----+------------+
+///     | "BSR1" | flags u8 | 0 0 0 | key (32) | rawSize u32 | storedSize u32 | payload crc u32 | frameBack u32 | 0 u32 | header crc u32 |
+///     +----------+-------+-----+-----------+-------------+------------+-------------+---------------+-------+------------+
 ///
 /// All integers little-endian; CRCs are CRC32C. A record names its chunk and carries both
 /// checksums, so the index can be rebuilt from packs alone, and a scan can resynchronise
 /// after a torn tail by looking for the next record whose header CRC holds.
+///
+/// Settled chunks are stored as *frames*: consecutive records flagged `.framed` whose
+/// payloads, read in order, form one zstd frame (the compressor flushed at each chunk's
+/// end, so a chunk's bytes are out once its own payload is decoded). `frameBack` is the
+/// distance from a member's record back to the frame's first record (0 for the first):
+/// reading a member decodes the frame from its start up to that member. A frame never
+/// spans two packs. Compression then sees ~512 KiB of context instead of one chunk.
 public enum PackFormat {
     public static let version: UInt32 = 1
     public static let headerSize = 64
@@ -44,7 +51,8 @@ public enum PackFormat {
         return UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 16, as: UInt64.self))
     }
 
-    package static func writeRecordHeader(into raw: UnsafeMutableRawPointer, key: Digest, flags: ChunkFlags, rawSize: UInt32, storedSize: UInt32, checksum: UInt32) {
+    package static func writeRecordHeader(into raw: UnsafeMutableRawPointer, key: Digest, flags: ChunkFlags, rawSize: UInt32, storedSize: UInt32, checksum: UInt32,
+                                          frameBack: UInt32 = 0) {
         raw.initializeMemory(as: UInt8.self, repeating: 0, count: recordHeaderSize)
         raw.storeBytes(of: recordMagic.littleEndian, toByteOffset: 0, as: UInt32.self)
         raw.storeBytes(of: flags.rawValue, toByteOffset: 4, as: UInt8.self)
@@ -52,6 +60,7 @@ public enum PackFormat {
         raw.storeBytes(of: rawSize.littleEndian, toByteOffset: 40, as: UInt32.self)
         raw.storeBytes(of: storedSize.littleEndian, toByteOffset: 44, as: UInt32.self)
         raw.storeBytes(of: checksum.littleEndian, toByteOffset: 48, as: UInt32.self)
+        raw.storeBytes(of: frameBack.littleEndian, toByteOffset: 52, as: UInt32.self)
         let crc = CRC32C.checksum(UnsafeRawBufferPointer(start: raw, count: 60))
         raw.storeBytes(of: crc.littleEndian, toByteOffset: 60, as: UInt32.self)
     }
@@ -63,13 +72,16 @@ public enum PackFormat {
         public var rawSize: UInt32
         public var storedSize: UInt32
         public var checksum: UInt32
+        /// For a `.framed` record: bytes back to its frame's first record.
+        public var frameBack: UInt32
 
-        public init(key: Digest, flags: ChunkFlags, rawSize: UInt32, storedSize: UInt32, checksum: UInt32) {
+        public init(key: Digest, flags: ChunkFlags, rawSize: UInt32, storedSize: UInt32, checksum: UInt32, frameBack: UInt32 = 0) {
             self.key = key
             self.flags = flags
             self.rawSize = rawSize
             self.storedSize = storedSize
             self.checksum = checksum
+            self.frameBack = frameBack
         }
     }
 
@@ -83,7 +95,8 @@ public enum PackFormat {
             flags: ChunkFlags(rawValue: raw.load(fromByteOffset: 4, as: UInt8.self)),
             rawSize: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 40, as: UInt32.self)),
             storedSize: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 44, as: UInt32.self)),
-            checksum: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 48, as: UInt32.self))
+            checksum: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 48, as: UInt32.self)),
+            frameBack: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 52, as: UInt32.self))
         )
     }
 

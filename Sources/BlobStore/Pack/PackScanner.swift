@@ -11,7 +11,9 @@ package struct PackScanner {
         package var header: PackFormat.RecordHeader
         /// The payload, valid only during the visit.
         package var payload: UnsafeRawBufferPointer
-        /// Whether the payload matches its CRC.
+        /// Whether the payload matches its CRC and, for a framed record, so do those of its
+        /// frame's records before it, all found where their `frameBack` says: whether the
+        /// chunk can be read back.
         package var payloadIntact: Bool
     }
 
@@ -55,6 +57,8 @@ package struct PackScanner {
             return bufferCount >= count
         }
         var skipping = false
+        // The frame being walked: where it starts, and whether every record so far was intact.
+        var frame: (start: UInt64, next: UInt64, intact: Bool)?
         while offset + UInt64(PackFormat.recordHeaderSize) <= size {
             guard try load(offset, PackFormat.recordHeaderSize) else { break }
             let at = buffer.baseAddress! + Int(offset - bufferStart)
@@ -73,7 +77,20 @@ package struct PackScanner {
             let payload = UnsafeRawBufferPointer(start: start, count: Int(h.storedSize))
             let intact = CRC32C.checksum(payload) == h.checksum
             if !intact { summary.damagedRecords += 1 }
-            try visit(Record(offset: offset, header: h, payload: payload, payloadIntact: intact))
+            var readable = intact
+            if h.flags.contains(.framed) {
+                if h.frameBack == 0 {
+                    frame = (offset, offset + UInt64(total), intact)
+                } else if let f = frame, f.next == offset, f.start + UInt64(h.frameBack) == offset {
+                    readable = intact && f.intact
+                    frame = (f.start, offset + UInt64(total), readable)
+                } else {
+                    readable = false // its frame's start is not where it says
+                }
+            } else {
+                frame = nil
+            }
+            try visit(Record(offset: offset, header: h, payload: payload, payloadIntact: readable))
             summary.records += 1
             if intact {
                 offset += UInt64(total)

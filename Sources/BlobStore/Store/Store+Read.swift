@@ -46,24 +46,45 @@ extension Store {
         let base = blob.chunkStart(indices.lowerBound)
         let out = SendableMutableBuffer(buffer: buffer)
         let cache = chunkCache
+        func target(_ j: Int) -> UnsafeMutableRawBufferPointer {
+            let i = indices.lowerBound + j
+            let start = Int(blob.chunkStart(i) - base)
+            return UnsafeMutableRawBufferPointer(rebasing: out.buffer[start..<start + Int(blob.chunkEnds[i] - blob.chunkStart(i))])
+        }
+        // Units of reading: a chunk alone, or the wanted members of one frame, decoded once.
+        var units: [[Int]] = []
+        var frameUnits: [PackPosition: Int] = [:]
+        for (j, location) in locations.enumerated() {
+            if location.flags.contains(.framed) {
+                let frame = PackPosition(pack: location.packID, offset: location.frameStart)
+                if let u = frameUnits[frame] { units[u].append(j); continue }
+                frameUnits[frame] = units.count
+            }
+            units.append([j])
+        }
         var errors = [BlobStoreError?](repeating: nil, count: indices.count)
         errors.withUnsafeMutableBufferPointer { errorSlots in
             let slots = errorSlots.baseAddress!
-            parallelFor(indices.count) { j in
-                let i = indices.lowerBound + j
-                let start = Int(blob.chunkStart(i) - base)
-                let length = Int(blob.chunkEnds[i] - blob.chunkStart(i))
-                let target = UnsafeMutableRawBufferPointer(rebasing: out.buffer[start..<start + length])
+            parallelFor(units.count) { u in
+                // A cached chunk passed its checks when it was read; --verify reads anew.
+                let misses = units[u].filter { j in verify || !cache.copy(blob.chunks[indices.lowerBound + j], into: target(j)) }
+                if misses.isEmpty { return }
                 do {
-                    let key = blob.chunks[i]
-                    // A cached chunk passed its checks when it was read; --verify reads anew.
-                    if !verify && cache.copy(key, into: target) { return }
-                    try readChunk(key, at: locations[j], into: target, verify: verify)
-                    cache.put(key, UnsafeRawBufferPointer(target))
-                } catch let error as BlobStoreError {
-                    slots[j] = BlobStoreError(error.code, "blob \(digest): chunk \(i) (\(blob.chunks[i])): \(error.message)", errno: error.errno)
+                    if misses.count == 1 {
+                        try readChunk(blob.chunks[indices.lowerBound + misses[0]], at: locations[misses[0]], into: target(misses[0]), verify: verify)
+                    } else {
+                        try readFramed(misses.map { (blob.chunks[indices.lowerBound + $0], locations[$0], target($0)) }, verify: verify)
+                    }
+                    for j in misses { cache.put(blob.chunks[indices.lowerBound + j], UnsafeRawBufferPointer(target(j))) }
                 } catch {
-                    slots[j] = BlobStoreError(.io, "blob \(digest): chunk \(i): \(error)")
+                    for j in misses {
+                        let i = indices.lowerBound + j
+                        if let error = error as? BlobStoreError {
+                            slots[j] = BlobStoreError(error.code, "blob \(digest): chunk \(i) (\(blob.chunks[i])): \(error.message)", errno: error.errno)
+                        } else {
+                            slots[j] = BlobStoreError(.io, "blob \(digest): chunk \(i): \(error)")
+                        }
+                    }
                 }
             }
         }
@@ -95,6 +116,9 @@ extension Store {
     package func readChunk(_ key: Digest, at location: ChunkLocation, into target: UnsafeMutableRawBufferPointer, verify: Bool) throws {
         guard Int(location.rawSize) == target.count else {
             throw BlobStoreError(.corrupt, "index says \(location.rawSize) bytes, recipe says \(target.count)")
+        }
+        if location.flags.contains(.framed) {
+            return try readFramed([(key, location, target)], verify: verify)
         }
         let recordSize = Int(location.recordSize)
         try scratchBuffers.withElement { pooled in
@@ -133,6 +157,77 @@ extension Store {
             let actual = SHA256Hasher.hash(UnsafeRawBufferPointer(target))
             guard actual == key else {
                 throw BlobStoreError(.corrupt, "\(place): content hashes to \(actual), not to its key")
+            }
+        }
+    }
+
+    /// Reads members of one frame (same pack, same `frameStart`) into their targets: the
+    /// frame's records from its first up to the last one wanted are read in one go, each
+    /// checked (header CRC, its place in the frame, payload CRC) and decoded in order. The
+    /// members decoded on the way that nobody asked for go to the chunk cache, if on.
+    package func readFramed(_ wanted: [(key: Digest, location: ChunkLocation, target: UnsafeMutableRawBufferPointer)], verify: Bool) throws {
+        guard let first = wanted.first else { return }
+        let pack = first.location.packID
+        let start = first.location.frameStart
+        let end = wanted.map { $0.location.offset + $0.location.recordSize }.max()!
+        let length = Int(end - start)
+        var wantedAt: [UInt64: [Int]] = [:]
+        for (w, member) in wanted.enumerated() {
+            guard Int(member.location.rawSize) == member.target.count else {
+                throw BlobStoreError(.corrupt, "index says \(member.location.rawSize) bytes, recipe says \(member.target.count)")
+            }
+            wantedAt[member.location.offset, default: []].append(w)
+        }
+        let cacheOthers = chunkCache.isEnabled
+        try scratchBuffers.withElement { pooled in
+            let bytes = UnsafeMutableRawBufferPointer(rebasing: try pooled.buffer(atLeast: length)[..<length])
+            let n = try packs.read(pack: pack, at: start, into: bytes)
+            let frameName = "pack \(PackFormat.fileName(for: pack)) frame at \(start)"
+            guard n == length else { throw BlobStoreError(.corrupt, "\(frameName): truncated (\(n) of \(length) bytes)") }
+            try frameDecoders.withElement { decoder in
+                decoder.reset()
+                var other: [UInt8] = []
+                var cursor = 0
+                while cursor < length {
+                    let place = "pack \(PackFormat.fileName(for: pack)) offset \(start + UInt64(cursor))"
+                    guard cursor + PackFormat.recordHeaderSize <= length, let header = PackFormat.parseRecordHeader(bytes.baseAddress! + cursor) else {
+                        throw BlobStoreError(.corrupt, "\(place): record header is damaged")
+                    }
+                    let payloadStart = cursor + PackFormat.recordHeaderSize
+                    guard header.flags.contains(.framed), Int(header.frameBack) == cursor, payloadStart + Int(header.storedSize) <= length else {
+                        throw BlobStoreError(.corrupt, "\(place): not the next record of \(frameName)")
+                    }
+                    let payload = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(bytes)[payloadStart..<payloadStart + Int(header.storedSize)])
+                    guard CRC32C.checksum(payload) == header.checksum else {
+                        throw BlobStoreError(.corrupt, "\(place): checksum mismatch (damaged pack bytes)")
+                    }
+                    let offset = start + UInt64(cursor)
+                    if let ws = wantedAt[offset] {
+                        let member = wanted[ws[0]]
+                        guard header.key == member.key, header.storedSize == member.location.storedSize, header.rawSize == member.location.rawSize else {
+                            throw BlobStoreError(.corrupt, "\(place): record holds a different chunk (\(header.key))")
+                        }
+                        do { try decoder.decode(payload, into: member.target) } catch let e as BlobStoreError {
+                            throw BlobStoreError(.corrupt, "\(place): \(e.message)")
+                        }
+                        if verify {
+                            let actual = SHA256Hasher.hash(UnsafeRawBufferPointer(member.target))
+                            guard actual == member.key else {
+                                throw BlobStoreError(.corrupt, "\(place): content hashes to \(actual), not to its key")
+                            }
+                        }
+                        for w in ws.dropFirst() { wanted[w].target.copyMemory(from: UnsafeRawBufferPointer(member.target)) }
+                    } else {
+                        if other.count != Int(header.rawSize) { other = [UInt8](repeating: 0, count: Int(header.rawSize)) }
+                        try other.withUnsafeMutableBytes { target in
+                            do { try decoder.decode(payload, into: target) } catch let e as BlobStoreError {
+                                throw BlobStoreError(.corrupt, "\(place): \(e.message)")
+                            }
+                            if cacheOthers { chunkCache.put(header.key, UnsafeRawBufferPointer(target)) }
+                        }
+                    }
+                    cursor = payloadStart + Int(header.storedSize)
+                }
             }
         }
     }

@@ -20,6 +20,7 @@ public final class Store: @unchecked Sendable {
     let chunker: Chunker
     let compressors: ContextPool<ZstdCompressor>
     let decompressors = ContextPool { ZstdDecompressor() }
+    let frameDecoders = ContextPool { ZstdFrameDecoder() }
     let scratchBuffers = ContextPool { ScratchBuffer() }
     /// Decompressed chunks shared by readers; off until `chunkCache.setCapacity` is called.
     public let chunkCache = ChunkCache()

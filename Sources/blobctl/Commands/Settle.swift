@@ -23,6 +23,9 @@ struct Settle: ParsableCommand {
     @Option(help: "Rewrite a pack once at least this share of its live bytes is not settled (0 to 1).")
     var threshold = 0.1
 
+    @Option(help: "KiB of consecutive chunks compressed together as one frame: more compresses better, costs more per single-chunk read.")
+    var frameKib = Settler.defaultFrameSize >> 10
+
     @Option(help: "Settle at most this many packs, the most unsettled first.")
     var maxPacks: Int?
 
@@ -36,12 +39,13 @@ struct Settle: ParsableCommand {
         if let level, !(1...19).contains(level) { throw ValidationError("--level must be 1 to 19") }
         guard (0...1).contains(threshold) else { throw ValidationError("--threshold must be between 0 and 1") }
         if let maxPacks, maxPacks < 1 { throw ValidationError("--max-packs must be at least 1") }
+        guard (1...(8 << 10)).contains(frameKib) else { throw ValidationError("--frame-kib must be 1 to 8192") }
     }
 
     func run() throws {
         // Before any worker thread exists: they inherit it.
         if !fullSpeed { IdlePriority.enterOnCallingThread() }
-        let settler = Settler(store: try store.open(), level: level, threshold: threshold)
+        let settler = Settler(store: try store.open(), level: level, threshold: threshold, frameSize: frameKib << 10)
         var candidates = try settler.candidates()
         if let maxPacks { candidates = Array(candidates.prefix(maxPacks)) }
         let unsettled = candidates.reduce(UInt64(0)) { $0 + $1.unsettledBytes }

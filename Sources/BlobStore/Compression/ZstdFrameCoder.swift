@@ -1,0 +1,88 @@
+internal import CZstd
+
+/// Compresses several chunks as one zstd frame, flushed at the end of each chunk, so the
+/// frame splits into one piece per chunk (the records of a settled frame, `PackFormat`):
+/// every chunk is compressed with the chunks before it as context, and a reader decoding
+/// the pieces in order has a chunk's bytes complete once its own piece is decoded.
+final class ZstdFrameCompressor {
+    private let context: OpaquePointer
+
+    /// `windowLog` bounds how far back matches reach, and so the window a reader allocates:
+    /// a frame holds well under 2 MiB.
+    init(level: Int32, windowLog: Int32 = 21) {
+        context = ZSTD_createCCtx()
+        ZSTD_CCtx_setParameter(context, ZSTD_c_compressionLevel, level)
+        ZSTD_CCtx_setParameter(context, ZSTD_c_windowLog, windowLog)
+        ZSTD_CCtx_setParameter(context, ZSTD_c_checksumFlag, 0)
+        ZSTD_CCtx_setParameter(context, ZSTD_c_contentSizeFlag, 0)
+    }
+
+    deinit { ZSTD_freeCCtx(context) }
+
+    /// One piece per member, in order; nil if zstd fails.
+    func compress(_ members: [UnsafeRawBufferPointer]) -> [[UInt8]]? {
+        ZSTD_CCtx_reset(context, ZSTD_reset_session_only)
+        var pieces: [[UInt8]] = []
+        pieces.reserveCapacity(members.count)
+        for (i, member) in members.enumerated() {
+            let mode = i == members.count - 1 ? ZSTD_e_end : ZSTD_e_flush
+            var piece: [UInt8] = []
+            var chunk = [UInt8](repeating: 0, count: ZSTD_compressBound(member.count) + 64)
+            var input = ZSTD_inBuffer(src: member.baseAddress, size: member.count, pos: 0)
+            while true {
+                let (remaining, produced): (Int, Int) = chunk.withUnsafeMutableBytes { out in
+                    var output = ZSTD_outBuffer(dst: out.baseAddress, size: out.count, pos: 0)
+                    let r = ZSTD_compressStream2(context, &output, &input, mode)
+                    return (r, output.pos)
+                }
+                if ZSTD_isError(remaining) != 0 { return nil }
+                piece.append(contentsOf: chunk[..<produced])
+                if remaining == 0 && input.pos == input.size { break }
+            }
+            pieces.append(piece)
+        }
+        return pieces
+    }
+}
+
+/// Decodes a frame written by `ZstdFrameCompressor` piece by piece.
+final class ZstdFrameDecoder {
+    private let context: OpaquePointer
+
+    init() { context = ZSTD_createDCtx() }
+    deinit { ZSTD_freeDCtx(context) }
+
+    /// Starts a new frame.
+    func reset() { ZSTD_DCtx_reset(context, ZSTD_reset_session_only) }
+
+    /// Decodes the frame's next piece into `destination`, which must be exactly the
+    /// member's raw size: anything else is damage.
+    func decode(_ piece: UnsafeRawBufferPointer, into destination: UnsafeMutableRawBufferPointer) throws {
+        var input = ZSTD_inBuffer(src: piece.baseAddress, size: piece.count, pos: 0)
+        var output = ZSTD_outBuffer(dst: destination.baseAddress, size: destination.count, pos: 0)
+        while true {
+            let before = (input.pos, output.pos)
+            let r = ZSTD_decompressStream(context, &output, &input)
+            if ZSTD_isError(r) != 0 {
+                throw BlobStoreError(.corrupt, "zstd: \(String(cString: ZSTD_getErrorName(r)))")
+            }
+            if input.pos == input.size && output.pos == output.size { break }
+            if (input.pos, output.pos) == before {
+                throw BlobStoreError(.corrupt, "zstd: frame piece decoded to \(output.pos) bytes, expected \(destination.count)")
+            }
+            if output.pos == output.size {
+                // Output full but input left: the piece holds more than its member.
+                var probe: UInt8 = 0
+                let extra = withUnsafeMutablePointer(to: &probe) { p -> Int in
+                    var spill = ZSTD_outBuffer(dst: p, size: 1, pos: 0)
+                    _ = ZSTD_decompressStream(context, &spill, &input)
+                    return spill.pos
+                }
+                if extra > 0 || input.pos < input.size {
+                    throw BlobStoreError(.corrupt, "zstd: frame piece holds more than its \(destination.count) bytes")
+                }
+                break
+            }
+        }
+    }
+}
