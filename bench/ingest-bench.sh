@@ -219,6 +219,21 @@ EOF
   size_of blobstore "settled_$1" "$STORE"
 }
 
+# ranges_unsettled: the 1 MiB range reads of base.tar before settling (one frame per
+# chunk, the fast tier), to set beside the same reads after settling (frames of several
+# chunks cost more per range read: the issue allows 20%).
+ranges_unsettled() {
+  [ "$SETTLE" = 1 ] || return 0
+  local d
+  d=$(digest_of "$W/out/put.base.tar") || return 0
+  B bench-ranges "$d" --count "$RANGE_COUNT" --size "$RANGE_SIZE" --json > "$W/out/ranges.unsettled.json" || { log "bench-ranges failed"; return 0; }
+  "$PY" - "$W/out/ranges.unsettled.json" >> "$EXTRA" <<'EOF' || log "could not parse bench-ranges output"
+import json, sys
+t = open(sys.argv[1]).read(); d = json.loads(t[t.index("{"):t.rindex("}") + 1])
+print("ranges_unsettled\t%s %.2f %.2f" % (d["mbPerSecond"], d["p50ms"], d["p99ms"]))
+EOF
+}
+
 run_blobstore() {
   STORE=$W/blobstore; rm -rf "$STORE"
   # shellcheck disable=SC2086
@@ -233,6 +248,7 @@ run_blobstore() {
   measure blobstore cold_v1 "$V1_BYTES" bash -c "$(join_cmds "${put_v1[@]}")" "$BLOBCTL" "$STORE" "$W/out" \
     || die "blobctl put (v1) failed"
   size_of blobstore stored_v1 "$STORE"; blob_df v1
+  ranges_unsettled
   settle_blobstore v1
   warm "${V2_FILES[@]/#/$CORPUS/}"
   measure blobstore cold_v2 "$V2_BYTES" bash -c "$(join_cmds "${put_v2[@]}")" "$BLOBCTL" "$STORE" "$W/out" \
@@ -563,6 +579,12 @@ else:
         if "latency.settling" in extra:
             s50, s99, n = extra["latency.settling"].split()
             line += f"; while the settler rewrites it (idle priority) {s50}/{s99} (worst of {n} runs of 100)"
+        print(line)
+    if "ranges_unsettled" in extra and ("blobstore", "ranges") in runs:
+        u, u50, u99 = extra["ranges_unsettled"].split()
+        settled = runs[("blobstore", "ranges")].get("mb_per_s")
+        line = f"1 MiB range reads of base.tar: before settling {float(u):,.1f} MB/s (p50/p99 {u50}/{u99} ms), settled {fmt(settled)} MB/s"
+        if settled: line += f" ({float(settled) / float(u):.2f}x)"
         print(line)
     bs = sizes.get("blobstore", {})
     if any(k.startswith("df_") for k in bs):

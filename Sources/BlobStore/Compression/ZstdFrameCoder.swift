@@ -45,44 +45,45 @@ final class ZstdFrameCompressor {
     }
 }
 
-/// Decodes a frame written by `ZstdFrameCompressor` piece by piece.
+/// Decodes frames written by `ZstdFrameCompressor`, or the start of one.
 final class ZstdFrameDecoder {
     private let context: OpaquePointer
 
-    init() { context = ZSTD_createDCtx() }
+    init() {
+        context = ZSTD_createDCtx()
+        // ZSTD_d_stableOutBuffer (experimental in zstd.h, stable in the library since 1.4.4):
+        // `decodePrefix` gives one buffer for the whole frame start, so zstd decodes straight
+        // into it, as it does for a whole frame, instead of through its window buffer and a
+        // copy (a third slower on settled packs).
+        ZSTD_DCtx_setParameter(context, ZSTD_d_experimentalParam2, 1)
+    }
     deinit { ZSTD_freeDCtx(context) }
 
     /// Starts a new frame.
     func reset() { ZSTD_DCtx_reset(context, ZSTD_reset_session_only) }
 
-    /// Decodes the frame's next piece into `destination`, which must be exactly the
-    /// member's raw size: anything else is damage.
-    func decode(_ piece: UnsafeRawBufferPointer, into destination: UnsafeMutableRawBufferPointer) throws {
-        var input = ZSTD_inBuffer(src: piece.baseAddress, size: piece.count, pos: 0)
+    /// Decodes the start of a frame — its first pieces, in order — into `destination`,
+    /// which must be exactly their raw size: one pass into one buffer, as fast as decoding
+    /// a whole frame.
+    func decodePrefix(_ pieces: [UnsafeRawBufferPointer], into destination: UnsafeMutableRawBufferPointer) throws {
+        reset()
         var output = ZSTD_outBuffer(dst: destination.baseAddress, size: destination.count, pos: 0)
-        while true {
-            let before = (input.pos, output.pos)
-            let r = ZSTD_decompressStream(context, &output, &input)
-            if ZSTD_isError(r) != 0 {
-                throw BlobStoreError(.corrupt, "zstd: \(String(cString: ZSTD_getErrorName(r)))")
-            }
-            if input.pos == input.size && output.pos == output.size { break }
-            if (input.pos, output.pos) == before {
-                throw BlobStoreError(.corrupt, "zstd: frame piece decoded to \(output.pos) bytes, expected \(destination.count)")
-            }
-            if output.pos == output.size {
-                // Output full but input left: the piece holds more than its member.
-                var probe: UInt8 = 0
-                let extra = withUnsafeMutablePointer(to: &probe) { p -> Int in
-                    var spill = ZSTD_outBuffer(dst: p, size: 1, pos: 0)
-                    _ = ZSTD_decompressStream(context, &spill, &input)
-                    return spill.pos
+        var consumed = 0, total = 0
+        for piece in pieces {
+            total += piece.count
+            var input = ZSTD_inBuffer(src: piece.baseAddress, size: piece.count, pos: 0)
+            while input.pos < input.size || output.pos < output.size {
+                let before = (input.pos, output.pos)
+                let r = ZSTD_decompressStream(context, &output, &input)
+                if ZSTD_isError(r) != 0 {
+                    throw BlobStoreError(.corrupt, "zstd: \(String(cString: ZSTD_getErrorName(r)))")
                 }
-                if extra > 0 || input.pos < input.size {
-                    throw BlobStoreError(.corrupt, "zstd: frame piece holds more than its \(destination.count) bytes")
-                }
-                break
+                if (input.pos, output.pos) == before { break }
             }
+            consumed += input.pos
+        }
+        guard consumed == total, output.pos == output.size else {
+            throw BlobStoreError(.corrupt, "zstd: frame decoded to \(output.pos) bytes from \(consumed) of \(total), expected \(destination.count)")
         }
     }
 }

@@ -184,49 +184,63 @@ extension Store {
             let n = try packs.read(pack: pack, at: start, into: bytes)
             let frameName = "pack \(PackFormat.fileName(for: pack)) frame at \(start)"
             guard n == length else { throw BlobStoreError(.corrupt, "\(frameName): truncated (\(n) of \(length) bytes)") }
-            try frameDecoders.withElement { decoder in
-                decoder.reset()
-                var other: [UInt8] = []
-                var cursor = 0
-                while cursor < length {
-                    let place = "pack \(PackFormat.fileName(for: pack)) offset \(start + UInt64(cursor))"
-                    guard cursor + PackFormat.recordHeaderSize <= length, let header = PackFormat.parseRecordHeader(bytes.baseAddress! + cursor) else {
-                        throw BlobStoreError(.corrupt, "\(place): record header is damaged")
+            // 1. Every record up to the last one wanted, checked.
+            var members: [(offset: UInt64, header: PackFormat.RecordHeader, payload: Range<Int>, rawStart: Int)] = []
+            var cursor = 0, rawTotal = 0
+            while cursor < length {
+                let place = "pack \(PackFormat.fileName(for: pack)) offset \(start + UInt64(cursor))"
+                guard cursor + PackFormat.recordHeaderSize <= length, let header = PackFormat.parseRecordHeader(bytes.baseAddress! + cursor) else {
+                    throw BlobStoreError(.corrupt, "\(place): record header is damaged")
+                }
+                let payloadStart = cursor + PackFormat.recordHeaderSize
+                let payload = payloadStart..<payloadStart + Int(header.storedSize)
+                guard header.flags.contains(.framed), Int(header.frameBack) == cursor, payload.upperBound <= length else {
+                    throw BlobStoreError(.corrupt, "\(place): not the next record of \(frameName)")
+                }
+                guard CRC32C.checksum(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(bytes)[payload])) == header.checksum else {
+                    throw BlobStoreError(.corrupt, "\(place): checksum mismatch (damaged pack bytes)")
+                }
+                members.append((start + UInt64(cursor), header, payload, rawTotal))
+                rawTotal += Int(header.rawSize)
+                cursor = payload.upperBound
+            }
+            try scratchBuffers.withElement { second in
+                // 2. Their pieces back to back (zstd decodes one contiguous input faster
+                //    than the same bytes in parts), and one pass of zstd over them.
+                let piecesTotal = members.reduce(0) { $0 + $1.payload.count }
+                let area = try second.buffer(atLeast: piecesTotal + rawTotal)
+                let pieces = UnsafeMutableRawBufferPointer(rebasing: area[..<piecesTotal])
+                let raw = UnsafeMutableRawBufferPointer(rebasing: area[piecesTotal..<piecesTotal + rawTotal])
+                var at = 0
+                for member in members where !member.payload.isEmpty {
+                    (pieces.baseAddress! + at).copyMemory(from: bytes.baseAddress! + member.payload.lowerBound, byteCount: member.payload.count)
+                    at += member.payload.count
+                }
+                try frameDecoders.withElement { decoder in
+                    do {
+                        try decoder.decodePrefix([UnsafeRawBufferPointer(pieces)], into: raw)
+                    } catch let e as BlobStoreError {
+                        throw BlobStoreError(.corrupt, "\(frameName): \(e.message)")
                     }
-                    let payloadStart = cursor + PackFormat.recordHeaderSize
-                    guard header.flags.contains(.framed), Int(header.frameBack) == cursor, payloadStart + Int(header.storedSize) <= length else {
-                        throw BlobStoreError(.corrupt, "\(place): not the next record of \(frameName)")
+                }
+                // 3. Each wanted member to its target; the others to the cache, if on.
+                for member in members {
+                    let bytes = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(raw)[member.rawStart..<member.rawStart + Int(member.header.rawSize)])
+                    guard let ws = wantedAt[member.offset] else {
+                        if cacheOthers { chunkCache.put(member.header.key, bytes) }
+                        continue
                     }
-                    let payload = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(bytes)[payloadStart..<payloadStart + Int(header.storedSize)])
-                    guard CRC32C.checksum(payload) == header.checksum else {
-                        throw BlobStoreError(.corrupt, "\(place): checksum mismatch (damaged pack bytes)")
+                    let place = "pack \(PackFormat.fileName(for: pack)) offset \(member.offset)"
+                    let first = wanted[ws[0]]
+                    guard member.header.key == first.key, member.header.storedSize == first.location.storedSize,
+                          member.header.rawSize == first.location.rawSize else {
+                        throw BlobStoreError(.corrupt, "\(place): record holds a different chunk (\(member.header.key))")
                     }
-                    let offset = start + UInt64(cursor)
-                    if let ws = wantedAt[offset] {
-                        let member = wanted[ws[0]]
-                        guard header.key == member.key, header.storedSize == member.location.storedSize, header.rawSize == member.location.rawSize else {
-                            throw BlobStoreError(.corrupt, "\(place): record holds a different chunk (\(header.key))")
-                        }
-                        do { try decoder.decode(payload, into: member.target) } catch let e as BlobStoreError {
-                            throw BlobStoreError(.corrupt, "\(place): \(e.message)")
-                        }
-                        if verify {
-                            let actual = SHA256Hasher.hash(UnsafeRawBufferPointer(member.target))
-                            guard actual == member.key else {
-                                throw BlobStoreError(.corrupt, "\(place): content hashes to \(actual), not to its key")
-                            }
-                        }
-                        for w in ws.dropFirst() { wanted[w].target.copyMemory(from: UnsafeRawBufferPointer(member.target)) }
-                    } else {
-                        if other.count != Int(header.rawSize) { other = [UInt8](repeating: 0, count: Int(header.rawSize)) }
-                        try other.withUnsafeMutableBytes { target in
-                            do { try decoder.decode(payload, into: target) } catch let e as BlobStoreError {
-                                throw BlobStoreError(.corrupt, "\(place): \(e.message)")
-                            }
-                            if cacheOthers { chunkCache.put(header.key, UnsafeRawBufferPointer(target)) }
-                        }
+                    if verify {
+                        let actual = SHA256Hasher.hash(bytes)
+                        guard actual == first.key else { throw BlobStoreError(.corrupt, "\(place): content hashes to \(actual), not to its key") }
                     }
-                    cursor = payloadStart + Int(header.storedSize)
+                    for w in ws { wanted[w].target.copyMemory(from: bytes) }
                 }
             }
         }
