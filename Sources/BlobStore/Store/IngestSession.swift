@@ -232,7 +232,7 @@ public final class IngestSession: @unchecked Sendable {
                     let raw = UnsafeRawBufferPointer(start: base + r.start, count: r.length)
                     var payload = raw
                     var flags: ChunkFlags = []
-                    if level > 0 && r.length > 0 {
+                    if level != 0 && r.length > 0 {
                         let slot = UnsafeMutableRawBufferPointer(start: arena.baseAddress! + slotOffsets[j], count: ZstdCompressor.bound(r.length))
                         if let n = compressors.withElement({ $0.compress(raw, into: slot) }),
                            n < r.length - r.length / 32 { // compression must save at least ~3%

@@ -6,7 +6,7 @@ extension Store {
     package func unframe(_ key: Digest, at location: ChunkLocation) throws -> (flags: ChunkFlags, payload: [UInt8]) {
         var raw = [UInt8](repeating: 0, count: Int(location.rawSize))
         try raw.withUnsafeMutableBytes { try readChunk(key, at: location, into: $0, verify: true) }
-        guard config.compressionLevel > 0, !raw.isEmpty else { return ([], raw) }
+        guard config.compressionLevel != 0, !raw.isEmpty else { return ([], raw) }
         var frame = [UInt8](repeating: 0, count: ZstdCompressor.bound(raw.count))
         let written = raw.withUnsafeBytes { source in
             frame.withUnsafeMutableBytes { destination in compressors.withElement { $0.compress(source, into: destination) } }

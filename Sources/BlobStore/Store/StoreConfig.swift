@@ -7,8 +7,8 @@ public struct StoreConfig: Codable, Sendable, Equatable {
 
     public var formatVersion: Int
     public var chunking: ChunkingParameters
-    /// zstd level for new chunks (1…19); 0 stores every chunk raw. The fast tier: ingest
-    /// returns as soon as its chunks are durable at this level.
+    /// zstd level for new chunks (1…19, or zstd's fast levels −1…−7); 0 stores every chunk
+    /// raw. The fast tier: ingest returns as soon as its chunks are durable at this level.
     public var compressionLevel: Int
     /// zstd level the settler (`blobctl settle`) rewrites cold chunks at: the small tier.
     /// (Absent in older stores' config files: the default applies.)
@@ -50,8 +50,8 @@ public struct StoreConfig: Codable, Sendable, Equatable {
 
     public func validate() throws {
         try chunking.validate()
-        guard (0...19).contains(compressionLevel) else {
-            throw BlobStoreError(.invalidArgument, "compression level must be 0 (off) to 19 (got \(compressionLevel))")
+        guard (-7...19).contains(compressionLevel) else {
+            throw BlobStoreError(.invalidArgument, "compression level must be -7 (fastest) to 19, or 0 (off) (got \(compressionLevel))")
         }
         guard (1...19).contains(settledLevel) else {
             throw BlobStoreError(.invalidArgument, "settled level must be 1 to 19 (got \(settledLevel))")

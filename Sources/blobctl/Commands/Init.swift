@@ -13,7 +13,7 @@ struct Init: ParsableCommand {
     var avgChunk = ChunkingParameters.default.averageSize
     @Option(help: "Maximum chunk size in bytes.")
     var maxChunk = ChunkingParameters.default.maxSize
-    @Option(help: "zstd level for new chunks, 1-19; 0 stores chunks uncompressed.")
+    @Option(parsing: .unconditional, help: "zstd level for new chunks, 1-19 or zstd's fast levels -1 to -7; 0 stores chunks uncompressed.")
     var level = StoreConfig.defaultLevel
     @Option(help: "zstd level `blobctl settle` rewrites cold chunks at, 1-19.")
     var settledLevel = StoreConfig.defaultSettledLevel
