@@ -1,7 +1,8 @@
 # BlobStore — build, test, benchmark.
 #   make deps    install the Debian packages the build needs (when missing)
-#   make build   release build of blobctl
-#   make test    the test suite, 30 rounds of the crash-and-race harness and 30 s of each fuzz target (what CI runs)
+#   make build   release build of blobctl and the tests: one build serves `make test` and `make run`
+#   make test    installs what the tests need (engines, skopeo, oras), then the test suite,
+#                30 rounds of the crash-and-race harness and 30 s of each fuzz target (what CI runs)
 #   make crash-race CRASH_ROUNDS=N   the crash-and-race harness alone
 #   make fuzz FUZZ_SECONDS=N         the libFuzzer targets (tar, manifests, layers), N s each
 #   make bench   ingest/read benchmark against restic, borg, zstd and openssl
@@ -15,7 +16,7 @@ CONFIG ?= release
 ARGS ?= df
 STORE ?= $(CURDIR)/data
 
-.PHONY: deps bench-deps build test crash-race fuzz bench run blobctl clean
+.PHONY: deps test-deps bench-deps build test crash-race fuzz bench run blobctl clean
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -24,6 +25,9 @@ deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
+test-deps: deps
+	bash .ci/install-test-deps.sh
+
 bench-deps: deps
 	@missing=""; for p in $(BENCH_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
@@ -31,13 +35,15 @@ bench-deps: deps
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
+# With the tests: `swift test` builds with other flags than a plain `swift build`, so
+# building both here, the same way, lets `make test` and `make run` share one build.
 build: deps
-	$(SWIFT) build -c $(CONFIG)
+	$(SWIFT) build -c $(CONFIG) --build-tests
 
 # Release mode: the suite streams multi-GiB blobs, which a debug build would crawl through.
 # Then the crash-and-race harness, short form (the long form: make crash-race CRASH_ROUNDS=500).
-test: deps
-	$(SWIFT) test -c $(CONFIG)
+test: test-deps build
+	$(SWIFT) test -c $(CONFIG) --skip-build
 	BLOBCTL=$(CURDIR)/.build/$(CONFIG)/blobctl bash bench/crash-race.sh --rounds $(CRASH_ROUNDS)
 	bash Fuzz/fuzz.sh $(FUZZ_SECONDS)
 

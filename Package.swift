@@ -119,8 +119,11 @@ let package = Package(
                 "BlobStore", "GC", "BlobRegistry", "BlobFS", "BlobVolumes", "DockerVolumePlugin", "CSIDriver", "ContainerdProxy", "CMalloc",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            plugins: ["BuildInfo"]
         ),
+        // The commit blobctl is built from, for `blobctl --version --json`.
+        .plugin(name: "BuildInfo", capability: .buildTool()),
         .executableTarget(name: "blobbench", dependencies: ["BlobStore", "GC", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .testTarget(
             name: "BlobStoreTests",

@@ -86,7 +86,7 @@ public final class BlobFileSystem: @unchecked Sendable {
         let size = try store.stat(image.manifest).size
         let type = image.mediaType ?? MediaType.ociManifest
         let index = #"{"schemaVersion":2,"mediaType":"\#(MediaType.ociIndex)","manifests":[{"mediaType":"\#(type)","digest":"\#(image.manifest)","size":\#(size),"annotations":{"org.opencontainers.image.ref.name":"\#(image.tag)"}}]}"#
-        let result = (Array(index.utf8), Set(try store.closure(of: image.manifest)))
+        let result = (Array(index.utf8), Set(try store.imageBlobs(of: image.manifest)))
         lock.lock()
         layouts[image.manifest] = result
         lock.unlock()

@@ -8,8 +8,13 @@ import Foundation
 enum Entry {
     static func main() async {
         blobstore_tune_malloc()
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        if arguments.contains("--version") && arguments.contains("--json") {
+            BlobctlVersion.printJSON()
+            exit(ExitStatus.ok.rawValue)
+        }
         do {
-            var command = try Blobctl.parseAsRoot(GlobalArguments.hoist(Array(CommandLine.arguments.dropFirst())))
+            var command = try Blobctl.parseAsRoot(GlobalArguments.hoist(arguments))
             if var asyncCommand = command as? AsyncParsableCommand {
                 try await asyncCommand.run()
             } else {

@@ -10,6 +10,11 @@ enum Terminal {
         FileHandle.standardError.write(Data("blobctl: \(message)\n".utf8))
     }
 
+    /// Something worth knowing that is not a result: on stderr, so stdout stays parseable.
+    static func note(_ message: String) {
+        FileHandle.standardError.write(Data("note: \(message)\n".utf8))
+    }
+
     static func printJSON(_ value: some Encodable) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]

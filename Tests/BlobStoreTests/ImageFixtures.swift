@@ -45,6 +45,28 @@ struct ImageFixture {
         manifest = Array(#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"\#(config.sha256)","size":\#(config.count)},"layers":[\#(layerDescriptors.joined(separator: ","))]}"#.utf8)
     }
 
+    /// An image whose layers are the gzip of `tars` (made with gzip -n in `scratch`), as
+    /// registries serve them: the store keeps each layer's decompressed tar beside it.
+    static func gzipped(_ tars: [[UInt8]], label: String, scratch: String) throws -> ImageFixture {
+        var fixture = ImageFixture(layers: [], label: label)
+        fixture.layers = try tars.enumerated().map { i, tar in
+            let path = scratch + "/layer-\(i).tar"
+            FileManager.default.createFile(atPath: path, contents: Data(tar))
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/bin/sh")
+            p.arguments = ["-c", "gzip -n -c \"$1\" > \"$1.gz\"", "sh", path]
+            try p.run()
+            p.waitUntilExit()
+            guard p.terminationStatus == 0 else { throw BlobStoreError(.io, "gzip failed in \(scratch)") }
+            return Array(try XCTUnwrap(FileManager.default.contents(atPath: path + ".gz")))
+        }
+        let diffIDs = tars.map { "\"\($0.sha256)\"" }.joined(separator: ",")
+        fixture.config = Array(#"{"architecture":"amd64","os":"linux","config":{"Labels":{"fixture":"\#(label)"}},"rootfs":{"type":"layers","diff_ids":[\#(diffIDs)]}}"#.utf8)
+        let descriptors = fixture.layers.map { #"{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"\#($0.sha256)","size":\#($0.count)}"# }
+        fixture.manifest = Array(#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"\#(fixture.config.sha256)","size":\#(fixture.config.count)},"layers":[\#(descriptors.joined(separator: ","))]}"#.utf8)
+        return fixture
+    }
+
     /// Writes an OCI image layout naming this image `tag`.
     func writeLayout(_ dir: String, tag: String, indexOverride: [UInt8]? = nil) throws {
         let fm = FileManager.default

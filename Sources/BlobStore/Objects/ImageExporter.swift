@@ -15,7 +15,7 @@ public struct ImageExporter {
     /// The image's blobs in a fixed order, and the index.json and manifest.json to go with them.
     private func plan(_ reference: ImageReference) throws -> (info: ImageInfo, blobs: [Digest], index: [UInt8], dockerManifest: [UInt8]) {
         let info = try store.image(reference)
-        let blobs = try store.closure(of: info.manifest)
+        let blobs = try store.imageBlobs(of: info.manifest)
         let size = try store.stat(info.manifest).size
         let mediaType = try info.mediaType ?? store.manifest(info.manifest).mediaType
         let refName = "\(info.name):\(info.tag.isEmpty ? "latest" : info.tag)"

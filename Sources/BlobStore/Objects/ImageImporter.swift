@@ -279,7 +279,7 @@ public struct ImageImporter {
             }
         }
         return try tagged.map { ref, d in
-            ImportedImage(reference: ref.description, manifest: d.digest, mediaType: d.mediaType, blobs: try store.closure(of: d.digest).count)
+            ImportedImage(reference: ref.description, manifest: d.digest, mediaType: d.mediaType, blobs: try store.imageBlobs(of: d.digest).count)
         }
     }
 

@@ -1,26 +1,5 @@
 import Foundation
 
-/// How `container create -v` names a mount: a bare absolute path makes an anonymous volume
-/// owned by the container, `NAME:/path` mounts a named volume (created if missing).
-public struct MountSpec: Sendable, Equatable {
-    public var volume: String?
-    public var path: String
-
-    public init(parsing text: String) throws {
-        if let colon = text.firstIndex(of: ":") {
-            volume = String(text[..<colon])
-            path = String(text[text.index(after: colon)...])
-            try ObjectName.validate(volume!, kind: "volume")
-        } else {
-            path = text
-        }
-        let components = path.split(separator: "/")
-        guard path.hasPrefix("/"), !components.contains(".."), !path.utf8.contains(0) else {
-            throw BlobStoreError(.invalidArgument, "mount path must be absolute and free of '..': \(text)")
-        }
-    }
-}
-
 extension Store {
     public func containers() throws -> [ContainerInfo] {
         try index.read { txn in
@@ -52,13 +31,18 @@ extension Store {
             let now = UInt64(Date().timeIntervalSince1970)
             var recorded: [ContainerInfo.Mount] = []
             for spec in mounts {
+                // A bind mount or a tmpfs is recorded only: no data of it is stored.
+                guard spec.kind == .volume else {
+                    recorded.append(.init(volume: "", path: spec.path, anonymous: false, kind: spec.kind, source: spec.source, readOnly: spec.readOnly))
+                    continue
+                }
                 let anonymous = spec.volume == nil
                 let volumeName = spec.volume ?? ObjectName.random()
                 var v = try Store.volume(txn, volumeName)
                     ?? VolumeInfo(name: volumeName, anonymous: anonymous, snapshot: nil, users: 0, createdAt: now)
                 v.users += 1
                 try Store.putVolume(txn, v)
-                recorded.append(.init(volume: volumeName, path: spec.path, anonymous: anonymous))
+                recorded.append(.init(volume: volumeName, path: spec.path, anonymous: anonymous, kind: .volume, source: nil, readOnly: spec.readOnly))
             }
             let container = ContainerInfo(name: name, image: image.description, manifest: info.manifest, diff: nil, mounts: recorded, createdAt: now)
             try txn.put("containers", key, container.encoded())
@@ -92,7 +76,7 @@ extension Store {
             try Store.release(txn, c.manifest)
             if let d = c.diff { try Store.release(txn, d) }
             var removed: [String] = []
-            for m in c.mounts {
+            for m in c.mounts where m.kind == .volume {
                 guard var v = try Store.volume(txn, m.volume) else { continue }
                 if v.users == 0 {
                     logger.warning("volume user count below zero; run `blobctl fsck --repair`", metadata: ["volume": "\(v.name)", "container": "\(name)"])

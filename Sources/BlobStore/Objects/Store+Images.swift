@@ -104,18 +104,21 @@ extension Store {
         return try manifest(pick.digest)
     }
 
-    /// Every blob an image uses, the manifest first, each once.
-    public func closure(of manifest: Digest) throws -> [Digest] {
-        try index.read { txn in
-            var seen = Set<Digest>()
-            var order: [Digest] = []
-            var stack = [manifest]
-            while let d = stack.popLast() {
-                guard seen.insert(d).inserted else { continue }
-                order.append(d)
-                if let children = try Store.edges(txn, of: d) { stack.append(contentsOf: children.reversed()) }
-            }
-            return order
+    /// The image's blobs, as its manifests list them: the manifest (or index), then for each
+    /// manifest its config and layers, depth first, each once. What the store keeps beside
+    /// them for its own use (a compressed layer's decompressed tar) is not the image's.
+    public func imageBlobs(of manifest: Digest) throws -> [Digest] {
+        var seen = Set<Digest>()
+        var order: [Digest] = []
+        var stack = [(digest: manifest, isManifest: true)]
+        while let (d, isManifest) = stack.popLast() {
+            guard seen.insert(d).inserted else { continue }
+            order.append(d)
+            guard isManifest else { continue }
+            let m = try self.manifest(d)
+            let children = (m.config.map { [($0.digest, false)] } ?? []) + m.layers.map { ($0.digest, false) } + m.manifests.map { ($0.digest, true) }
+            stack.append(contentsOf: children.reversed())
         }
+        return order
     }
 }

@@ -66,9 +66,15 @@ public struct ContainerInfo: Sendable, Equatable, Codable {
     public var createdAt: UInt64
 
     public struct Mount: Sendable, Equatable, Codable {
+        /// The volume's name (`kind == .volume` only; empty otherwise).
         public var volume: String
+        /// Where it appears in the container.
         public var path: String
         public var anonymous: Bool
+        public var kind: MountSpec.Kind = .volume
+        /// A bind mount's host path.
+        public var source: String?
+        public var readOnly = false
     }
 
     func encoded() -> [UInt8] {
@@ -83,6 +89,12 @@ public struct ContainerInfo: Sendable, Equatable, Codable {
             w.string(m.volume)
             w.string(m.path)
             w.u8(m.anonymous ? 1 : 0)
+        }
+        // Added later, after the fields older records end with: kind, source, read-only.
+        for m in mounts {
+            w.u8(m.kind.code)
+            w.string(m.source ?? "")
+            w.u8(m.readOnly ? 1 : 0)
         }
         return w.bytes
     }
@@ -108,6 +120,14 @@ public struct ContainerInfo: Sendable, Equatable, Codable {
         mounts = []
         for _ in 0..<Int(try r.u32()) {
             mounts.append(Mount(volume: try r.string(), path: try r.string(), anonymous: try r.u8() != 0))
+        }
+        if r.remaining > 0 {
+            for i in mounts.indices {
+                mounts[i].kind = try MountSpec.Kind(code: try r.u8())
+                let source = try r.string()
+                mounts[i].source = source.isEmpty ? nil : source
+                mounts[i].readOnly = try r.u8() != 0
+            }
         }
     }
 }

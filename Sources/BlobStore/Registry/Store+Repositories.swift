@@ -2,7 +2,9 @@ import Foundation
 
 /// What a repository of the registry holds, kept in the index beside images:
 /// - `repoblobs`: name ␀ digest — blobs pushed or mounted into the repository (a link: it
-///   holds no count; what keeps a blob is a manifest, a tag, or its upload's lease);
+///   holds no count; what keeps a blob is a manifest, a tag, or its upload's lease). The
+///   value is empty, or `hidden` after a blob DELETE of a blob an imported image uses: the
+///   repository no longer serves it, though the image keeps it stored;
 /// - `repomanifests`: name ␀ digest — manifests pushed to the repository, each holding a
 ///   counted reference, so a manifest stays fetchable by digest after its tag moves;
 /// - `referrers`: subject ␀ name ␀ referrer — the descriptor of a manifest whose `subject`
@@ -13,6 +15,9 @@ extension Store {
         Array(name.utf8) + [0] + digest.bytes
     }
 
+    /// The `repoblobs` value of a blob deleted from a repository whose imported images use it.
+    static let hidden: [UInt8] = [1]
+
     public func linkBlob(_ name: String, _ digest: Digest) throws {
         try index.write { txn in try txn.put("repoblobs", Store.repoKey(name, digest), []) }
     }
@@ -20,7 +25,9 @@ extension Store {
     /// The blob, when the repository has it (linked, or used by one of its manifests).
     public func repositoryBlob(_ name: String, _ digest: Digest) throws -> BlobInfo? {
         try index.read { txn in
-            guard try txn.get("repoblobs", Store.repoKey(name, digest)) != nil
+            let link = try txn.get("repoblobs", Store.repoKey(name, digest))
+            if let link, link.elementsEqual(Store.hidden) { return nil }
+            guard try link != nil
                     || txn.get("repomanifests", Store.repoKey(name, digest)) != nil
                     || Store.importedImagesUse(txn, name, digest) else { return nil }
             guard let blob = try Store.blob(txn, digest) else { return nil }
@@ -52,9 +59,20 @@ extension Store {
         return false
     }
 
-    /// Removes a blob from a repository; false when it was not there.
+    /// Removes a blob from a repository; false when it was not there. A blob the repository
+    /// serves because an imported image uses it is hidden from it instead (the image, the
+    /// CLI's view, still has it), so the registry and the CLI agree on one set of images.
     public func unlinkBlob(_ name: String, _ digest: Digest) throws -> Bool {
-        try index.write { txn in try txn.delete("repoblobs", Store.repoKey(name, digest)) }
+        try index.write { txn in
+            let key = Store.repoKey(name, digest)
+            if let link = try txn.get("repoblobs", key) {
+                if link.elementsEqual(Store.hidden) { return false }
+                return try txn.delete("repoblobs", key)
+            }
+            guard try Store.importedImagesUse(txn, name, digest) else { return false }
+            try txn.put("repoblobs", key, Store.hidden)
+            return true
+        }
     }
 
     /// Whether any tag, manifest or blob lives under `name`.
