@@ -18,5 +18,13 @@ public struct GCReport: Sendable, Codable, Equatable {
     public var packsCompacted: Int = 0
     /// Disk bytes compaction gave back (or, for a dry run, would).
     public var compactionBytesReclaimed: UInt64 = 0
+    /// The blobs freed, by what let go of them last ("images", "containers", "volumes",
+    /// "uploads", "other"): how many, and their sizes (before dedup and compression).
+    public var freedByKind: [String: FreedKind] = [:]
+
+    public struct FreedKind: Sendable, Codable, Equatable {
+        public var blobs = 0
+        public var bytes: UInt64 = 0
+    }
 }
 

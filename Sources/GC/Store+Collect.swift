@@ -40,25 +40,27 @@ extension Store {
         // Blobs first, round after round: deleting a manifest releases its children, which
         // may then be garbage too; their chunks are collected in this same pass.
         while true {
-            var blobs: [Digest] = []
-            try GarbageQueue.scan(txn) { kind, key, gen in
-                if kind == .blob && gen < floor { blobs.append(key) }
+            var blobs: [(digest: Digest, origin: GarbageQueue.Origin)] = []
+            try GarbageQueue.scan(txn) { kind, key, gen, origin in
+                if kind == .blob && gen < floor { blobs.append((key, origin)) }
                 return true
             }
             // Blobs under an unexpired hold wait; expired holds go.
-            blobs = try blobs.filter { try !Store.isHeld(txn, $0) }
+            blobs = try blobs.filter { try !Store.isHeld(txn, $0.digest) }
             if blobs.isEmpty { break }
-            for digest in blobs {
+            for (digest, origin) in blobs {
                 try GarbageQueue.remove(txn, .blob, digest)
                 guard let raw = try txn.get("blobs", digest.key) else { continue }
                 let blob = try BlobRecord(decoding: raw)
                 if blob.isReferenced { continue }
-                _ = try deleteBlob(txn, digest, blob)
+                _ = try deleteBlob(txn, digest, blob, origin: origin)
                 report.blobsFreed += 1
+                report.freedByKind[origin.name, default: .init()].blobs += 1
+                report.freedByKind[origin.name, default: .init()].bytes += blob.size
             }
         }
         var chunks: [Digest] = []
-        try GarbageQueue.scan(txn) { kind, key, gen in
+        try GarbageQueue.scan(txn) { kind, key, gen, _ in
             if kind == .chunk && gen < floor { chunks.append(key) }
             return true
         }
@@ -90,7 +92,7 @@ extension Store {
         }
         try Store.setTotals(txn, totals)
         for (id, s) in packStats { try Store.setPackStats(txn, id, s) }
-        try GarbageQueue.scan(txn) { _, _, _ in
+        try GarbageQueue.scan(txn) { _, _, _, _ in
             report.deferred += 1
             return true
         }

@@ -202,4 +202,38 @@ final class DailyUseTests: XCTestCase {
         let requests = Set(man.stdout.split(separator: "\n").filter { $0.hasPrefix(".") }.map { String($0.prefix(3)) })
         XCTAssertTrue(requests.isSubset(of: [".TH", ".SH", ".SS", ".B ", ".nf", ".fi"]), "\(requests)")
     }
+
+    /// `gc --dry-run` says what it would free by kind of object, and the real run frees that.
+    func testGcSaysWhatItFreesPerKindOfObject() throws {
+        let dir = try makeTemporaryDirectory(self)
+        let root = dir + "/s"
+        var random = TestRandom(seed: 15_700)
+        let image = ImageFixture(layers: [try ImageFixture.layer([("bin/app", random.bytes(40_000))])], label: "gc")
+        try image.writeLayout(dir + "/layout", tag: "1")
+        _ = try blobctl(root, ["image", "import", dir + "/layout", "--name", "app"])
+        _ = try blobctl(root, ["container", "create", "web", "--image", "app:1", "-v", "/data"])
+        let diff = dir + "/diff.tar"
+        FileManager.default.createFile(atPath: diff, contents: Data(try ImageFixture.layer([("etc/motd", random.text(20_000))])))
+        _ = try blobctl(root, ["container", "commit", "web", diff])
+        try FileManager.default.createDirectory(atPath: dir + "/vol", withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: dir + "/vol/data", contents: Data(random.bytes(30_000)))
+        _ = try blobctl(root, ["volume", "import", "vol", dir + "/vol"])
+        // The container goes first (its diff), then the image (manifest, config, layer), then the volume.
+        _ = try blobctl(root, ["container", "rm", "web"])
+        _ = try blobctl(root, ["image", "rm", "app:1"])
+        _ = try blobctl(root, ["volume", "rm", "vol"])
+
+        func byKind(_ args: [String]) throws -> [String: Int] {
+            let report = try XCTUnwrap(try json(try blobctl(root, args + ["--json"]).stdout) as? [String: Any])
+            let kinds = try XCTUnwrap(report["freedByKind"] as? [String: [String: Any]])
+            return kinds.compactMapValues { $0["blobs"] as? Int }
+        }
+        XCTAssertEqual(try byKind(["gc", "--dry-run"]), ["images": 3, "containers": 1, "volumes": 1])
+        let text = try blobctl(root, ["gc", "--dry-run"]).stdout
+        XCTAssertTrue(text.contains("by kind: images 3 blobs"), text)
+        XCTAssertTrue(text.contains("containers 1 blob ("), text)
+        XCTAssertTrue(text.contains("uploads 0"), text)
+        XCTAssertEqual(try byKind(["gc"]), ["images": 3, "containers": 1, "volumes": 1])
+        XCTAssertEqual(try byKind(["gc"]), [:])
+    }
 }

@@ -58,7 +58,7 @@ extension Store {
             guard let raw = try txn.get("containers", key) else { throw BlobStoreError(.notFound, "container \(name) not found") }
             var c = try ContainerInfo(name: name, decoding: raw)
             try Store.retain(txn, diff)
-            if let old = c.diff { try Store.release(txn, old) }
+            if let old = c.diff { try Store.release(txn, old, origin: .container) }
             c.diff = diff
             try txn.put("containers", key, c.encoded())
         }
@@ -73,8 +73,8 @@ extension Store {
             guard let raw = try txn.get("containers", key) else { throw BlobStoreError(.notFound, "container \(name) not found") }
             let c = try ContainerInfo(name: name, decoding: raw)
             try txn.delete("containers", key)
-            try Store.release(txn, c.manifest)
-            if let d = c.diff { try Store.release(txn, d) }
+            try Store.release(txn, c.manifest, origin: .container)
+            if let d = c.diff { try Store.release(txn, d, origin: .container) }
             var removed: [String] = []
             for m in c.mounts where m.kind == .volume {
                 guard var v = try Store.volume(txn, m.volume) else { continue }

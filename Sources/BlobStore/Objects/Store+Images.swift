@@ -57,7 +57,7 @@ extension Store {
         try retain(txn, manifest)
         if let old = try txn.get("images", key) {
             var r = BinaryReader(old, what: "image")
-            try release(txn, try r.digest())
+            try release(txn, try r.digest(), origin: .image)
         }
         var w = BinaryWriter()
         w.digest(manifest)
@@ -83,7 +83,7 @@ extension Store {
             var r = BinaryReader(raw, what: "image")
             let digest = try r.digest()
             try txn.delete("images", key)
-            try Store.release(txn, digest)
+            try Store.release(txn, digest, origin: .image)
         }
     }
 

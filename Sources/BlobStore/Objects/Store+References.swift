@@ -19,7 +19,7 @@ extension Store {
     }
 
     /// Drops one reference; at zero (and unpinned) the blob becomes garbage.
-    package static func release(_ txn: borrowing LMDBTransaction, _ digest: Digest) throws {
+    package static func release(_ txn: borrowing LMDBTransaction, _ digest: Digest, origin: GarbageQueue.Origin = .other) throws {
         guard var record = try blob(txn, digest) else {
             throw BlobStoreError(.corrupt, "reference to missing blob \(digest)")
         }
@@ -28,7 +28,7 @@ extension Store {
         }
         record.references -= 1
         try txn.put("blobs", digest.key, record.encoded())
-        if !record.isReferenced { try GarbageQueue.push(txn, .blob, digest) }
+        if !record.isReferenced { try GarbageQueue.push(txn, .blob, digest, origin: origin) }
     }
 
     /// The blobs a manifest or index refers to, once it has been expanded.

@@ -53,7 +53,7 @@ extension Store {
             if v.snapshot == snapshot { return }
             try Store.retain(txn, snapshot)
             if let old = v.snapshot {
-                if keepHistory { v.history.append(old) } else { try Store.release(txn, old) }
+                if keepHistory { v.history.append(old) } else { try Store.release(txn, old, origin: .volume) }
             }
             v.snapshot = snapshot
             try Store.putVolume(txn, v)
@@ -125,7 +125,7 @@ extension Store {
         return try index.write { txn in
             guard var v = try Store.volume(txn, name) else { throw BlobStoreError(.notFound, "volume \(name) not found") }
             let drop = max(0, v.history.count - keep)
-            for d in v.history.prefix(drop) { try Store.release(txn, d) }
+            for d in v.history.prefix(drop) { try Store.release(txn, d, origin: .volume) }
             v.history.removeFirst(drop)
             try Store.putVolume(txn, v)
             return drop
@@ -148,7 +148,7 @@ extension Store {
 
     static func deleteVolume(_ txn: borrowing LMDBTransaction, _ v: VolumeInfo) throws {
         try txn.delete("volumes", Array(v.name.utf8))
-        for s in v.versions { try release(txn, s) }
+        for s in v.versions { try release(txn, s, origin: .volume) }
     }
 
     /// Removes every volume no container uses; returns their names.

@@ -172,7 +172,7 @@ extension Store {
             var r = BinaryReader(raw, what: "image")
             let digest = try r.digest()
             try txn.delete("images", key)
-            try Store.release(txn, digest)
+            try Store.release(txn, digest, origin: .image)
             return true
         }
     }
@@ -185,7 +185,7 @@ extension Store {
             let key = Store.repoKey(name, digest)
             guard try txn.get("repomanifests", key) != nil else { return false }
             try txn.delete("repomanifests", key)
-            try Store.release(txn, digest)
+            try Store.release(txn, digest, origin: .image)
             let prefix = Array("\(name):".utf8)
             var tagged: [[UInt8]] = []
             try txn.scan("images", from: prefix) { k, v in
@@ -196,7 +196,7 @@ extension Store {
             }
             for k in tagged {
                 try txn.delete("images", k)
-                try Store.release(txn, digest)
+                try Store.release(txn, digest, origin: .image)
             }
             if let subject {
                 try txn.delete("referrers", subject.digest.bytes + Array(name.utf8) + [0] + digest.bytes)

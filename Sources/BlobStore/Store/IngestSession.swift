@@ -340,7 +340,7 @@ public final class IngestSession: @unchecked Sendable {
             } else if !blob.isReferenced {
                 // Queued as garbage long ago: stamp it anew, so leases the caller holds (an
                 // import that references it next) protect it as they would a new blob.
-                try GarbageQueue.push(txn, .blob, digest)
+                try GarbageQueue.push(txn, .blob, digest, origin: .upload)
             }
             for (id, s) in packStats { try Store.setPackStats(txn, id, s) }
             return IngestResult(digest: digest, size: size, chunkCount: recipe.count, newChunks: 0, storedBytes: 0, alreadyPresent: true)
@@ -381,7 +381,7 @@ public final class IngestSession: @unchecked Sendable {
         let blob = BlobRecord(size: size, mediaType: mediaType, pinned: pin, references: 0,
                               createdAt: UInt64(Date().timeIntervalSince1970), chunks: recipe, chunkEnds: recipeEnds)
         try txn.put("blobs", blobKey, blob.encoded())
-        if !pin { try GarbageQueue.push(txn, .blob, digest) }
+        if !pin { try GarbageQueue.push(txn, .blob, digest, origin: .upload) }
         totals.blobs += 1
         totals.logicalBytes += size
         try Store.setTotals(txn, totals)

@@ -72,7 +72,7 @@ extension Store {
     }
 
     /// Deletes a blob record and releases its chunks; returns how many chunks reached zero.
-    package static func deleteBlob(_ txn: borrowing LMDBTransaction, _ digest: Digest, _ blob: BlobRecord) throws -> Int {
+    package static func deleteBlob(_ txn: borrowing LMDBTransaction, _ digest: Digest, _ blob: BlobRecord, origin: GarbageQueue.Origin = .other) throws -> Int {
         var released = 0
         var counts: [Digest: ChunkRecord] = [:]
         for key in blob.chunks {
@@ -105,7 +105,7 @@ extension Store {
         // A manifest's references to its config, layers and child manifests go with it.
         if let children = try edges(txn, of: digest) {
             try txn.delete("edges", digest.key)
-            for child in children { try release(txn, child) }
+            for child in children { try release(txn, child, origin: origin) } // its children go for the same reason
         }
         var totals = try Store.totals(txn)
         totals.blobs -= 1

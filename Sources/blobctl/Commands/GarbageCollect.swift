@@ -35,5 +35,16 @@ struct GarbageCollect: ParsableCommand {
               "\(dryRun ? "would remove" : "removed") \(report.packsRemoved) pack files (\(Terminal.bytes(report.packBytesRemoved))); " +
               "\(dryRun ? "would compact" : "compacted") \(report.packsCompacted) packs (\(Terminal.bytes(report.compactionBytesReclaimed)) reclaimed)" +
               (report.deferred > 0 ? "; \(report.deferred) entries kept for ingests in progress" : ""))
+        print(GarbageCollect.byKind(report))
+    }
+
+    /// `images 2 blobs (3.1 MiB), containers 1 blob (180 KiB), volumes 0, uploads 0`: the
+    /// blobs freed by what let go of them, sizes before dedup and compression.
+    static func byKind(_ report: GCReport) -> String {
+        let kinds = ["images", "containers", "volumes", "uploads"] + (report.freedByKind["other"] != nil ? ["other"] : [])
+        return "  by kind: " + kinds.map { kind in
+            guard let k = report.freedByKind[kind], k.blobs > 0 else { return "\(kind) 0" }
+            return "\(kind) \(k.blobs) blob\(k.blobs == 1 ? "" : "s") (\(Terminal.bytes(k.bytes)))"
+        }.joined(separator: ", ")
     }
 }
