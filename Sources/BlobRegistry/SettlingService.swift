@@ -38,11 +38,10 @@ struct SettlingService: Service {
                     guard before != settledUpTo else { continue }
                     let settler = Settler(store: store, parallel: false)
                     let (requests, idleSeconds) = (self.requests, self.idleSeconds)
+                    // (The settler seals this server's pack before it claims one, so what was
+                    // pushed before the quiet spell is settled too.)
                     let report = try await IdlePriority.run("settler") {
-                        // The pack this server appends pushes to is locked against settling:
-                        // seal it, so what was pushed before the quiet spell is settled too.
-                        try settler.store.packs.seal()
-                        return try settler.settle(shouldContinue: { requests.isEmpty(for: idleSeconds) }, shouldStop: { stopping.isSet })
+                        try settler.settle(shouldContinue: { requests.isEmpty(for: idleSeconds) }, shouldStop: { stopping.isSet })
                     }
                     if report.packsSkipped == 0 && requests.isEmpty(for: idleSeconds) { settledUpTo = try store.totals() }
                     guard report.packsSettled > 0 else { continue }

@@ -65,12 +65,14 @@ extension Store {
             // on its own at the ingest level (the settler frames them again later).
             var unframed: [Int: (flags: ChunkFlags, range: Range<Int>)] = [:]
             var unframedBytes: [UInt8] = []
-            for (i, entry) in live.enumerated() where entry.record.flags.contains(.framed) {
-                let r = entry.record
-                let location = ChunkLocation(packID: id, offset: entry.offset, storedSize: UInt32((i + 1 < live.count ? live[i + 1].at : payloadBytes) - entry.at),
-                                             rawSize: r.rawSize, flags: r.flags, checksum: r.checksum, frameBack: r.frameBack)
+            let framed = live.indices.filter { live[$0].record.flags.contains(.framed) }
+            let raws = decodeFramed(framed.map { i in
+                (live[i].record.key, live[i].record.location(in: id, at: live[i].offset, storedSize: (i + 1 < live.count ? live[i + 1].at : payloadBytes) - live[i].at))
+            }, parallel: false)
+            for (i, raw) in zip(framed, raws) {
                 // Undecodable: not moved, so the shortfall check below refuses the pack.
-                guard let standalone = try? unframe(r.key, at: location) else { continue }
+                guard let raw = try? raw.get() else { continue }
+                let standalone = standaloneRecord(raw)
                 unframed[i] = (standalone.flags, unframedBytes.count..<unframedBytes.count + standalone.payload.count)
                 unframedBytes += standalone.payload
             }
@@ -132,6 +134,13 @@ extension Store {
         func each(_ count: Int, _ body: (Int) -> Void) {
             if recompressor.parallel { parallelFor(count, body) } else { for i in 0..<count { body(i) } }
         }
+        // Chunks outside frames that settling recompresses: not settled yet, not empty, and
+        // compressed at ingest (the rest ingest found incompressible), or all of them when
+        // ingest stores raw.
+        let level = config.compressionLevel
+        func recompresses(_ r: PendingRecord) -> Bool {
+            !r.flags.contains(.framed) && !r.flags.contains(.settled) && r.rawSize > 0 && (r.flags.contains(.zstd) || level == 0)
+        }
         var locations: [ChunkLocation] = []
         locations.reserveCapacity(live.count)
         var start = 0
@@ -156,47 +165,28 @@ extension Store {
                 //    settled records outside frames, empty ones, those ingest found
                 //    incompressible, and damaged ones.
                 var raws = [[UInt8]?](repeating: nil, count: count)
-                var frameGroups: [PackPosition: [Int]] = [:]
-                for j in 0..<count where live[start + j].record.flags.contains(.framed) {
-                    let r = live[start + j].record
-                    frameGroups[PackPosition(pack: pack, offset: live[start + j].offset - UInt64(r.frameBack)), default: []].append(j)
-                }
-                let groups = Array(frameGroups.values)
-                var failures = [String?](repeating: nil, count: groups.count)
-                raws.withUnsafeMutableBufferPointer { rawSlots in
-                    let rawBase = rawSlots.baseAddress!
-                    failures.withUnsafeMutableBufferPointer { failureSlots in
-                        let failureBase = failureSlots.baseAddress!
-                        each(groups.count) { g in
-                            let sizes = groups[g].map { Int(live[start + $0].record.rawSize) }
-                            var decoded = [UInt8](repeating: 0, count: sizes.reduce(0, +))
-                            let offsets = sizes.indices.map { sizes[..<$0].reduce(0, +) }
-                            do {
-                                try decoded.withUnsafeMutableBytes { buffer in
-                                    try readFramed(groups[g].enumerated().map { m, j in
-                                        let r = live[start + j].record
-                                        return (r.key, ChunkLocation(packID: pack, offset: live[start + j].offset, storedSize: UInt32(range(start + j).count),
-                                                                     rawSize: r.rawSize, flags: r.flags, checksum: r.checksum, frameBack: r.frameBack),
-                                                UnsafeMutableRawBufferPointer(rebasing: buffer[offsets[m]..<offsets[m] + sizes[m]]))
-                                    }, verify: true)
-                                }
-                                for (m, j) in groups[g].enumerated() { rawBase[j] = Array(decoded[offsets[m]..<offsets[m] + sizes[m]]) }
-                            } catch {
-                                failureBase[g] = "\(error)"
-                            }
-                        }
-                    }
-                    let level = config.compressionLevel
-                    each(count) { j in
-                        let r = live[start + j].record
-                        guard !r.flags.contains(.framed), !r.flags.contains(.settled), r.rawSize > 0,
-                              r.flags.contains(.zstd) || level == 0, !recompressor.shouldStop() else { return }
-                        rawBase[j] = recompressor.rawBytes(of: .init(key: r.key, flags: r.flags, rawSize: r.rawSize, payload: payload(start + j)))
+                let framed = (0..<count).filter { live[start + $0].record.flags.contains(.framed) }
+                let decoded = decodeFramed(framed.map { j in
+                    (live[start + j].record.key, live[start + j].record.location(in: pack, at: live[start + j].offset, storedSize: range(start + j).count))
+                }, parallel: recompressor.parallel)
+                var failure: Error?
+                for (j, raw) in zip(framed, decoded) {
+                    switch raw {
+                    case .success(let bytes): raws[j] = bytes
+                    case .failure(let error): failure = failure ?? error
                     }
                 }
                 // A frame that does not decode cannot be copied piecemeal: leave the pack.
-                if let failure = failures.compactMap({ $0 }).first {
+                if let failure {
                     throw BlobStoreError(.corrupt, "pack \(PackFormat.fileName(for: pack)): a frame does not decode, left for fsck: \(failure)")
+                }
+                raws.withUnsafeMutableBufferPointer { rawSlots in
+                    let rawBase = rawSlots.baseAddress!
+                    each(count) { j in
+                        let r = live[start + j].record
+                        guard recompresses(r), !recompressor.shouldStop() else { return }
+                        rawBase[j] = recompressor.rawBytes(of: .init(key: r.key, flags: r.flags, rawSize: r.rawSize, payload: payload(start + j)))
+                    }
                 }
                 if recompressor.shouldStop() { throw SettlingStopped() }
                 // 2. Frames: runs of consecutive records with raw bytes, cut at the frame size.
@@ -248,9 +238,9 @@ extension Store {
                         }
                         record.checksum = bytes.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[starts[j]...])) }
                     } else {
-                        // Settled already, empty, incompressible or damaged: unchanged.
-                        let damaged = !record.flags.contains(.settled) && record.rawSize > 0 && (record.flags.contains(.zstd) || config.compressionLevel == 0)
-                        if !damaged { record.flags.insert(.settled) }
+                        // Settled already, empty, incompressible or damaged (one it would
+                        // have recompressed, yet has no bytes for): unchanged.
+                        if !recompresses(record) { record.flags.insert(.settled) }
                         bytes.append(contentsOf: payload(start + j))
                     }
                     records.append(record)
@@ -317,3 +307,9 @@ struct CompactionShortfall: Error {
     var accounted: UInt64
 }
 
+extension PendingRecord {
+    /// Where this record, found at `offset` of pack `pack`, lies (its payload `storedSize` long).
+    func location(in pack: UInt64, at offset: UInt64, storedSize: Int) -> ChunkLocation {
+        ChunkLocation(packID: pack, offset: offset, storedSize: UInt32(storedSize), rawSize: rawSize, flags: flags, checksum: checksum, frameBack: frameBack)
+    }
+}

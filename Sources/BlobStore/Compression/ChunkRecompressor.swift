@@ -69,7 +69,7 @@ package final class ChunkRecompressor: @unchecked Sendable {
         guard let pieces else { return nil }
         let raw = members.reduce(0) { $0 + $1.count }
         let stored = pieces.reduce(0) { $0 + $1.count }
-        return stored < raw - raw / 32 ? pieces : nil
+        return ZstdCompressor.saves(stored, of: raw) ? pieces : nil
     }
 
     private func withPointers<R>(_ arrays: [[UInt8]], _ body: ([UnsafeRawBufferPointer]) -> R) -> R {

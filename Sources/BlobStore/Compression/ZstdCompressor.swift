@@ -20,6 +20,10 @@ final class ZstdCompressor {
     /// Worst-case compressed size of `count` bytes.
     static func bound(_ count: Int) -> Int { ZSTD_compressBound(count) }
 
+    /// Whether `compressed` bytes are worth keeping over `raw` raw ones: they must save at
+    /// least ~3% (1/32), else the chunk is stored raw and reads skip zstd.
+    static func saves(_ compressed: Int, of raw: Int) -> Bool { compressed < raw - raw / 32 }
+
     /// Compresses `source` into `destination`; returns the compressed length, or nil when it
     /// does not fit (the caller then stores the chunk raw).
     func compress(_ source: UnsafeRawBufferPointer, into destination: UnsafeMutableRawBufferPointer) -> Int? {

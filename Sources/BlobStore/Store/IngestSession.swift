@@ -234,8 +234,7 @@ public final class IngestSession: @unchecked Sendable {
                     var flags: ChunkFlags = []
                     if level != 0 && r.length > 0 {
                         let slot = UnsafeMutableRawBufferPointer(start: arena.baseAddress! + slotOffsets[j], count: ZstdCompressor.bound(r.length))
-                        if let n = compressors.withElement({ $0.compress(raw, into: slot) }),
-                           n < r.length - r.length / 32 { // compression must save at least ~3%
+                        if let n = compressors.withElement({ $0.compress(raw, into: slot) }), ZstdCompressor.saves(n, of: r.length) {
                             payload = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(slot)[..<n])
                             flags = .zstd
                         }
