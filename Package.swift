@@ -26,6 +26,7 @@ let package = Package(
         .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.0"),
         .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.4.0"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.0"),
     ],
     targets: [
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
@@ -43,6 +44,19 @@ let package = Package(
             ]
         ),
         .target(name: "GC", dependencies: ["BlobStore"]),
+        // Cluster mode's index engine: the store's databases in PostgreSQL (see IndexEngine).
+        .target(
+            name: "PostgresIndex",
+            dependencies: [
+                "BlobStore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // Cluster mode: opens a Store over the PostgreSQL index and shared packs.
+        .target(name: "ClusterStore", dependencies: ["BlobStore", "PostgresIndex", .product(name: "Logging", package: "swift-log")]),
         .target(
             name: "BlobRegistry",
             dependencies: [
@@ -116,7 +130,7 @@ let package = Package(
         .executableTarget(
             name: "blobctl",
             dependencies: [
-                "BlobStore", "GC", "BlobRegistry", "BlobFS", "BlobVolumes", "DockerVolumePlugin", "CSIDriver", "ContainerdProxy", "CMalloc",
+                "BlobStore", "GC", "BlobRegistry", "BlobFS", "BlobVolumes", "DockerVolumePlugin", "CSIDriver", "ContainerdProxy", "CMalloc", "ClusterStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -128,7 +142,7 @@ let package = Package(
         .testTarget(
             name: "BlobStoreTests",
             dependencies: [
-                "BlobStore", "GC", "BlobVolumes", "blobctl", "CSIProtocol", "ContainerdProtocol",
+                "BlobStore", "GC", "BlobVolumes", "blobctl", "CSIProtocol", "ContainerdProtocol", "PostgresIndex", "ClusterStore",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
             ]

@@ -68,6 +68,9 @@ struct RegistryError: Error, HTTPResponseError {
         case .notFound: return RegistryError(notFound, error.message)
         case .digestMismatch: return RegistryError(.digestInvalid, error.message)
         case .invalidArgument: return RegistryError(.manifestInvalid, error.message)
+        case .unavailable:
+            // The cluster's index or object storage is down: a clean 503 the client retries.
+            return RegistryError(.unavailable, error.message, headers: [.retryAfter: "1"])
         default: return RegistryError(.unsupported, error.message, status: .internalServerError)
         }
     }

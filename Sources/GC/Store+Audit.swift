@@ -24,7 +24,7 @@ extension Store {
     }
 
     /// Recomputes every count from the roots as `txn` sees the index.
-    package static func audit(_ txn: borrowing LMDBTransaction) throws -> Audit {
+    package static func audit(_ txn: borrowing IndexTransaction) throws -> Audit {
         var a = Audit()
         var expectedBlob: [Digest: UInt64] = [:]
         func refer(_ d: Digest, _ from: String) { expectedBlob[d, default: 0] += 1; _ = from }

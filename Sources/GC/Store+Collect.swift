@@ -32,7 +32,7 @@ extension Store {
         return outcome!
     }
 
-    private static func collect(_ txn: borrowing LMDBTransaction, store: Store, dryRun: Bool, claimPacks: ([UInt64]) -> [PackClaim]) throws -> (GCReport, [PackClaim]) {
+    private static func collect(_ txn: borrowing IndexTransaction, store: Store, dryRun: Bool, claimPacks: ([UInt64]) -> [PackClaim]) throws -> (GCReport, [PackClaim]) {
         var report = GCReport(dryRun: dryRun)
         let live = try store.endDeadLeases(txn)
         try store.dropStaleMounts(txn)

@@ -51,12 +51,16 @@ enum ExitStatus: Int32 {
     case notFound = 3
     /// Content does not match its digest, or stored data is damaged.
     case integrity = 4
+    /// The cluster's index database or object storage is unreachable: retry later
+    /// (sysexits' EX_TEMPFAIL).
+    case unavailable = 75
 
     init(_ error: BlobStoreError) {
         switch error.code {
         case .notFound: self = .notFound
         case .digestMismatch, .corrupt: self = .integrity
         case .invalidArgument: self = .usage
+        case .unavailable: self = .unavailable
         default: self = .failure
         }
     }

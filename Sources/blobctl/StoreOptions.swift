@@ -1,12 +1,13 @@
 import ArgumentParser
 import BlobStore
+import ClusterStore
 import Foundation
 import Logging
 
 /// `--store PATH`, shared by every command.
 struct StoreOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp(
-        "The store's root folder.",
+        "The store's root folder, or a cluster config file (cluster mode, see `init --cluster`).",
         discussion: "Default: $BLOBSTORE_ROOT, else /var/lib/blobstore as root, else $XDG_DATA_HOME/blobstore.",
         valueName: "path"))
     var store: String?
@@ -36,12 +37,15 @@ struct StoreOptions: ParsableArguments {
     }
 
     func open() throws -> Store {
-        try Store.open(at: root, logger: logger())
+        if ClusterStore.isClusterConfig(root) { return try ClusterStore.open(configPath: root, logger: logger()) }
+        return try Store.open(at: root, logger: logger())
     }
 
-    /// Opens the store, creating one with default settings on first use.
+    /// Opens the store, creating one with default settings on first use (a cluster's
+    /// store is only ever created by `init --cluster`).
     func openOrCreate() throws -> Store {
-        try Store.openOrCreate(at: root, logger: logger())
+        if ClusterStore.isClusterConfig(root) { return try ClusterStore.open(configPath: root, logger: logger()) }
+        return try Store.openOrCreate(at: root, logger: logger())
     }
 }
 

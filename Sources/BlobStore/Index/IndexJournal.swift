@@ -19,7 +19,7 @@ import Glibc
 /// Frame: magic "BSJ1", payload length (u32), CRC32C of the payload (u32), payload. Payload:
 /// entries of op (u8), database (u8), key (u32 length + bytes), value (u32 length + bytes).
 /// A torn frame (a crash mid-append) is skipped on reading by searching for the next magic.
-package final class IndexJournal: LMDBWriteObserver, @unchecked Sendable {
+package final class IndexJournal: IndexWriteObserver, @unchecked Sendable {
     package enum Op: UInt8 {
         case put = 1
         case delete = 2
@@ -111,7 +111,7 @@ package final class IndexJournal: LMDBWriteObserver, @unchecked Sendable {
 
     /// Replaces the journal with the current contents of the journaled databases, as seen by
     /// `txn` (a write transaction: no other process appends meanwhile). Returns its size.
-    package func writeSnapshot(_ txn: borrowing LMDBTransaction) throws -> UInt64 {
+    package func writeSnapshot(_ txn: borrowing IndexTransaction) throws -> UInt64 {
         lock.lock()
         defer { lock.unlock() }
         let temporary = path + ".new"

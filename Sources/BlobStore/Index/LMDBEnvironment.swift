@@ -4,20 +4,19 @@ import Foundation
 import Glibc
 #endif
 
-/// An LMDB environment (the memory-mapped index file) with its named databases.
+/// The embedded index engine: an LMDB environment (the memory-mapped index file) with its
+/// named databases.
 ///
-/// Long-lived and shared, so a class whose `deinit` closes the handle. Transactions are
-/// scoped to a closure: `read` and `write` never let one escape, and a write commits only
-/// when its closure returns normally. LMDB allows one writer at a time across all processes;
-/// readers never block it. `MDB_NOTLS` lets a read transaction run on whatever thread a
+/// Long-lived and shared, so a class whose `deinit` closes the handle. LMDB allows one
+/// writer at a time across all processes; readers never block it. `MDB_NOTLS` lets a read transaction run on whatever thread a
 /// closure happens to run on.
-package final class LMDBEnvironment: @unchecked Sendable {
+package final class LMDBEnvironment: IndexEngine, @unchecked Sendable {
     let handle: OpaquePointer
     let path: String
     private var databases: [String: MDB_dbi] = [:]
     /// Sees every write to the databases it observes and persists what it recorded before
     /// each commit (the index journal). Set once, right after opening.
-    package var observer: (any LMDBWriteObserver)?
+    package var observer: (any IndexWriteObserver)?
 
     init(path: String, mapSize: Int, databaseNames: [String]) throws {
         self.path = path
@@ -37,13 +36,13 @@ package final class LMDBEnvironment: @unchecked Sendable {
         }
         clearStaleReaders()
         do {
-            try write { txn in
-                for name in databaseNames {
-                    var dbi: MDB_dbi = 0
-                    try LMDBEnvironment.check(mdb_dbi_open(txn.handle, name, UInt32(MDB_CREATE), &dbi), "mdb_dbi_open", name)
-                    databases[name] = dbi
-                }
+            let txn = try begin(writing: true) as! LMDBTransaction
+            for name in databaseNames {
+                var dbi: MDB_dbi = 0
+                try LMDBEnvironment.check(mdb_dbi_open(txn.handle, name, UInt32(MDB_CREATE), &dbi), "mdb_dbi_open", name)
+                databases[name] = dbi
             }
+            try txn.commit()
         } catch {
             mdb_env_close(handle)
             throw error
@@ -80,32 +79,11 @@ package final class LMDBEnvironment: @unchecked Sendable {
 
     func database(_ name: String) -> MDB_dbi { databases[name]! }
 
-    package func read<R>(_ body: (borrowing LMDBTransaction) throws -> R) throws -> R {
+    package func begin(writing: Bool) throws -> any IndexTransactionHandle {
         var txn: OpaquePointer?
-        try LMDBEnvironment.check(mdb_txn_begin(handle, nil, UInt32(MDB_RDONLY), &txn), "begin read transaction", path)
-        let transaction = LMDBTransaction(handle: txn!, environment: self)
-        defer { mdb_txn_abort(txn) }
-        return try body(transaction)
-    }
-
-    /// A write transaction; with `observed` false the observer does not see it (replaying
-    /// the journal into a new index must not journal it again).
-    package func write<R>(observed: Bool = true, _ body: (borrowing LMDBTransaction) throws -> R) throws -> R {
-        var txn: OpaquePointer?
-        try LMDBEnvironment.check(mdb_txn_begin(handle, nil, 0, &txn), "begin write transaction", path)
-        let recorder = observed ? observer.map { WriteRecorder(observer: $0) } : nil
-        let transaction = LMDBTransaction(handle: txn!, environment: self, recorder: recorder)
-        let result: R
-        do {
-            result = try body(transaction)
-            // Persisted before the commit: what the index holds, the journal holds too.
-            if let recorder, !recorder.entries.isEmpty { try recorder.observer.persist(recorder.entries) }
-        } catch {
-            mdb_txn_abort(txn)
-            throw error
-        }
-        try LMDBEnvironment.check(mdb_txn_commit(txn), "commit index transaction", path)
-        return result
+        try LMDBEnvironment.check(mdb_txn_begin(handle, nil, writing ? 0 : UInt32(MDB_RDONLY), &txn),
+                                  writing ? "begin write transaction" : "begin read transaction", path)
+        return LMDBTransaction(handle: txn!, environment: self)
     }
 
     static func check(_ rc: Int32, _ operation: String, _ subject: String) throws {
@@ -121,28 +99,32 @@ package final class LMDBEnvironment: @unchecked Sendable {
     }
 }
 
-/// One LMDB transaction, valid only inside the closure that received it. Values returned by
-/// `get` point into the memory map and are valid until the transaction ends: copy what
-/// must outlive it.
-package struct LMDBTransaction: ~Copyable {
-    package let handle: OpaquePointer
-    package let environment: LMDBEnvironment
-    let recorder: WriteRecorder?
+/// One LMDB transaction. Values returned by `get` and given to `scan` point into the
+/// memory map and are valid until the transaction ends.
+final class LMDBTransaction: IndexTransactionHandle {
+    let handle: OpaquePointer
+    let environment: LMDBEnvironment
+    private var ended = false
 
-    init(handle: OpaquePointer, environment: LMDBEnvironment, recorder: WriteRecorder? = nil) {
+    init(handle: OpaquePointer, environment: LMDBEnvironment) {
         self.handle = handle
         self.environment = environment
-        self.recorder = recorder
     }
 
-    /// Shows a write to the observer, with the value it replaces.
-    private func observe(_ db: String, _ key: UnsafeRawBufferPointer, new: UnsafeRawBufferPointer?) throws {
-        guard let recorder, recorder.observer.observes(db) else { return }
-        let old = try get(db, key)
-        recorder.observer.record(db, key: key, old: old, new: new, into: &recorder.entries)
+    deinit { if !ended { mdb_txn_abort(handle) } }
+
+    func commit() throws {
+        ended = true
+        try LMDBEnvironment.check(mdb_txn_commit(handle), "commit index transaction", environment.path)
     }
 
-    package func get(_ db: String, _ key: UnsafeRawBufferPointer) throws -> UnsafeRawBufferPointer? {
+    func abort() {
+        guard !ended else { return }
+        ended = true
+        mdb_txn_abort(handle)
+    }
+
+    func get(_ db: String, _ key: UnsafeRawBufferPointer) throws -> UnsafeRawBufferPointer? {
         var k = MDB_val(mv_size: key.count, mv_data: UnsafeMutableRawPointer(mutating: key.baseAddress))
         var v = MDB_val()
         let rc = mdb_get(handle, environment.database(db), &k, &v)
@@ -151,28 +133,13 @@ package struct LMDBTransaction: ~Copyable {
         return UnsafeRawBufferPointer(start: v.mv_data, count: v.mv_size)
     }
 
-    /// Looks a key up; the value points into the map and lives as long as the transaction.
-    package func get(_ db: String, _ key: [UInt8]) throws -> UnsafeRawBufferPointer? {
-        try key.withUnsafeBytes { (k) throws -> UnsafeRawBufferPointer? in try get(db, k) }
-    }
-
-    package func put(_ db: String, _ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws {
-        try observe(db, key, new: value)
+    func put(_ db: String, _ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws {
         var k = MDB_val(mv_size: key.count, mv_data: UnsafeMutableRawPointer(mutating: key.baseAddress))
         var v = MDB_val(mv_size: value.count, mv_data: UnsafeMutableRawPointer(mutating: value.baseAddress))
         try LMDBEnvironment.check(mdb_put(handle, environment.database(db), &k, &v, 0), "put", db)
     }
 
-    package func put(_ db: String, _ key: [UInt8], _ value: [UInt8]) throws {
-        try key.withUnsafeBytes { (k) in
-            try value.withUnsafeBytes { (v) in try put(db, k, v) }
-        }
-    }
-
-    /// Deletes a key; returns false when it was not there.
-    @discardableResult
-    package func delete(_ db: String, _ key: UnsafeRawBufferPointer) throws -> Bool {
-        try observe(db, key, new: nil)
+    func delete(_ db: String, _ key: UnsafeRawBufferPointer) throws -> Bool {
         var k = MDB_val(mv_size: key.count, mv_data: UnsafeMutableRawPointer(mutating: key.baseAddress))
         let rc = mdb_del(handle, environment.database(db), &k, nil)
         if rc == MDB_NOTFOUND { return false }
@@ -180,14 +147,7 @@ package struct LMDBTransaction: ~Copyable {
         return true
     }
 
-    @discardableResult
-    package func delete(_ db: String, _ key: [UInt8]) throws -> Bool {
-        try key.withUnsafeBytes { (k) throws -> Bool in try delete(db, k) }
-    }
-
-    /// Visits entries in key order, starting at the first key >= `start` (or the first key);
-    /// the visitor returns false to stop.
-    package func scan(_ db: String, from start: [UInt8]? = nil, _ visit: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Bool) throws {
+    func scan(_ db: String, from start: [UInt8]?, _ visit: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Bool) throws {
         var cursor: OpaquePointer?
         try LMDBEnvironment.check(mdb_cursor_open(handle, environment.database(db), &cursor), "open cursor", db)
         defer { mdb_cursor_close(cursor) }
@@ -211,22 +171,4 @@ package struct LMDBTransaction: ~Copyable {
         }
         if rc != MDB_NOTFOUND { try LMDBEnvironment.check(rc, "iterate", db) }
     }
-}
-
-/// Watches writes to some databases and makes a record of them durable before each commit.
-package protocol LMDBWriteObserver: AnyObject, Sendable {
-    func observes(_ db: String) -> Bool
-    /// Called for every put (`new` set) and delete (`new` nil) on an observed database, with
-    /// the value it replaces; appends whatever it wants kept to `entries`.
-    func record(_ db: String, key: UnsafeRawBufferPointer, old: UnsafeRawBufferPointer?, new: UnsafeRawBufferPointer?, into entries: inout [UInt8])
-    /// Makes `entries` durable; called inside the transaction, before it commits. Throwing
-    /// aborts the transaction.
-    func persist(_ entries: [UInt8]) throws
-}
-
-/// What one write transaction recorded for the observer.
-final class WriteRecorder {
-    let observer: any LMDBWriteObserver
-    var entries: [UInt8] = []
-    init(observer: any LMDBWriteObserver) { self.observer = observer }
 }

@@ -67,7 +67,7 @@ extension Store {
         return try index.write { txn in try Store.claim(txn, digest, by: holder, labels: labels) }
     }
 
-    package static func claim(_ txn: borrowing LMDBTransaction, _ digest: Digest, by holder: String, labels: [String: String]?) throws -> BlobClaim {
+    package static func claim(_ txn: borrowing IndexTransaction, _ digest: Digest, by holder: String, labels: [String: String]?) throws -> BlobClaim {
         let key = claimKey(holder, digest)
         let now = UInt64(Date().timeIntervalSince1970)
         if let raw = try txn.get("claims", key) {
@@ -137,7 +137,7 @@ extension Store {
     }
 
     /// The digests every claim holds (one entry per claim), for the audit.
-    package static func claimedDigests(_ txn: borrowing LMDBTransaction) throws -> [Digest] {
+    package static func claimedDigests(_ txn: borrowing IndexTransaction) throws -> [Digest] {
         var result: [Digest] = []
         try txn.scan("claims") { k, _ in
             if k.count > 32 { result.append(Digest(bytes: k.baseAddress! + k.count - 32)) }

@@ -39,7 +39,7 @@ extension Store {
         try index.read { txn in try Store.image(txn, reference) }
     }
 
-    static func image(_ txn: borrowing LMDBTransaction, _ reference: ImageReference) throws -> ImageInfo {
+    static func image(_ txn: borrowing IndexTransaction, _ reference: ImageReference) throws -> ImageInfo {
         if let digest = reference.digest {
             guard let blob = try blob(txn, digest) else { throw BlobStoreError(.notFound, "image \(reference) not found") }
             return ImageInfo(name: reference.name, tag: "", manifest: digest, mediaType: blob.mediaType, createdAt: blob.createdAt)
@@ -51,7 +51,7 @@ extension Store {
 
     /// Points `name:tag` at a manifest (already expanded) inside `txn`, moving the tag's
     /// reference from the manifest it named before.
-    package static func setTag(_ txn: borrowing LMDBTransaction, _ reference: ImageReference, manifest: Digest, mediaType: String?) throws {
+    package static func setTag(_ txn: borrowing IndexTransaction, _ reference: ImageReference, manifest: Digest, mediaType: String?) throws {
         guard let tag = reference.tag else { throw BlobStoreError(.invalidArgument, "a tag is needed, not a digest: \(reference)") }
         let key = Array("\(reference.name):\(tag)".utf8)
         try retain(txn, manifest)

@@ -69,7 +69,7 @@ extension Store {
         try index.write { txn in try Store.dropMount(txn, id) }
     }
 
-    static func dropMount(_ txn: borrowing LMDBTransaction, _ id: UInt64) throws {
+    static func dropMount(_ txn: borrowing IndexTransaction, _ id: UInt64) throws {
         guard let raw = try txn.get("mounts", mountKey(id)) else { return }
         let m = try decodeMount(raw)
         try txn.delete("mounts", mountKey(id))
@@ -77,7 +77,7 @@ extension Store {
     }
 
     /// Drops the records of mounts whose process is gone (called by GC).
-    package func dropStaleMounts(_ txn: borrowing LMDBTransaction) throws {
+    package func dropStaleMounts(_ txn: borrowing IndexTransaction) throws {
         var stale: [UInt64] = []
         try txn.scan("mounts") { k, v in
             let m = try Store.decodeMount(v)
@@ -90,7 +90,7 @@ extension Store {
     }
 
     /// Every digest held by mounts, for fsck's count of references.
-    package static func mountHolds(_ txn: borrowing LMDBTransaction) throws -> [Digest] {
+    package static func mountHolds(_ txn: borrowing IndexTransaction) throws -> [Digest] {
         var all: [Digest] = []
         try txn.scan("mounts") { _, v in
             all += try decodeMount(v).held

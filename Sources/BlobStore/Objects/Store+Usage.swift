@@ -52,7 +52,7 @@ extension Store {
         }
     }
 
-    static func usage(_ txn: borrowing LMDBTransaction, _ kind: ObjectUsage.Kind, _ name: String, roots: [Digest]) throws -> ObjectUsage {
+    static func usage(_ txn: borrowing IndexTransaction, _ kind: ObjectUsage.Kind, _ name: String, roots: [Digest]) throws -> ObjectUsage {
         var walk = UsageWalk(usage: ObjectUsage(kind: kind, name: name, logicalBytes: 0, exclusiveBytes: 0, sharedBytes: 0))
         var pending = roots // one dropped reference each
         while let digest = pending.popLast() {
@@ -89,7 +89,7 @@ private struct UsageWalk {
     var seen = Set<Digest>()
 
     /// Counts a blob's size and loads its chunks' records, once; true on the first visit.
-    mutating func visit(_ txn: borrowing LMDBTransaction, _ digest: Digest, _ blob: BlobRecord) throws -> Bool {
+    mutating func visit(_ txn: borrowing IndexTransaction, _ digest: Digest, _ blob: BlobRecord) throws -> Bool {
         guard seen.insert(digest).inserted else { return false }
         usage.logicalBytes += blob.size
         for key in Set(blob.chunks) where chunkSizes[key] == nil {
@@ -102,7 +102,7 @@ private struct UsageWalk {
     }
 
     /// A blob that stays alive, and what it reaches: shared bytes of the object.
-    mutating func walkShared(_ txn: borrowing LMDBTransaction, _ digest: Digest) throws {
+    mutating func walkShared(_ txn: borrowing IndexTransaction, _ digest: Digest) throws {
         guard !seen.contains(digest), let blob = try Store.blob(txn, digest) else { return }
         _ = try visit(txn, digest, blob)
         for child in try Store.edges(txn, of: digest) ?? [] { try walkShared(txn, child) }

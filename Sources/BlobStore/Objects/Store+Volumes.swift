@@ -19,12 +19,12 @@ extension Store {
         }
     }
 
-    static func volume(_ txn: borrowing LMDBTransaction, _ name: String) throws -> VolumeInfo? {
+    static func volume(_ txn: borrowing IndexTransaction, _ name: String) throws -> VolumeInfo? {
         guard let raw = try txn.get("volumes", Array(name.utf8)) else { return nil }
         return try VolumeInfo(name: name, decoding: raw)
     }
 
-    static func putVolume(_ txn: borrowing LMDBTransaction, _ v: VolumeInfo) throws {
+    static func putVolume(_ txn: borrowing IndexTransaction, _ v: VolumeInfo) throws {
         try txn.put("volumes", Array(v.name.utf8), v.encoded())
     }
 
@@ -146,7 +146,7 @@ extension Store {
         }
     }
 
-    static func deleteVolume(_ txn: borrowing LMDBTransaction, _ v: VolumeInfo) throws {
+    static func deleteVolume(_ txn: borrowing IndexTransaction, _ v: VolumeInfo) throws {
         try txn.delete("volumes", Array(v.name.utf8))
         for s in v.versions { try release(txn, s, origin: .volume) }
     }

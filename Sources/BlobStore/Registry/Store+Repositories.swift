@@ -40,7 +40,7 @@ extension Store {
     /// the registry (`blobctl image import`, `image tag`): such images have no repository
     /// links, yet are the repository's to serve. Pushed manifests are skipped — their blobs
     /// were linked at push time, so a blob DELETE keeps its meaning for them.
-    static func importedImagesUse(_ txn: borrowing LMDBTransaction, _ name: String, _ digest: Digest) throws -> Bool {
+    static func importedImagesUse(_ txn: borrowing IndexTransaction, _ name: String, _ digest: Digest) throws -> Bool {
         let prefix = Array("\(name):".utf8)
         var stack: [Digest] = []
         try txn.scan("images", from: prefix) { k, v in

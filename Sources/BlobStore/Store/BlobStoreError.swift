@@ -20,13 +20,16 @@ public struct BlobStoreError: Error, CustomStringConvertible, Sendable {
         case alreadyExists
         /// The store's format is newer than this build understands.
         case unsupportedFormat
-        /// An LMDB call failed.
+        /// The index refused an operation (an LMDB call failed, a query was rejected).
         case index
         /// A zstd call failed.
         case compression
         /// Input passed a configured limit (a decompression bomb, say); the message names the
         /// limit and where to raise it.
         case limitExceeded
+        /// A service the store depends on (the cluster's index database, its object
+        /// storage) cannot be reached now; a retry later may succeed.
+        case unavailable
     }
 
     public var code: Code

@@ -29,18 +29,18 @@ package enum GarbageQueue {
         [kind.rawValue] + digest.bytes
     }
 
-    package static func push(_ txn: borrowing LMDBTransaction, _ kind: Kind, _ digest: Digest, origin: Origin = .other) throws {
+    package static func push(_ txn: borrowing IndexTransaction, _ kind: Kind, _ digest: Digest, origin: Origin = .other) throws {
         let gen = try Store.generation(txn)
         try txn.put("garbage", key(kind, digest), withUnsafeBytes(of: gen.littleEndian) { Array($0) } + [origin.rawValue])
     }
 
-    package static func remove(_ txn: borrowing LMDBTransaction, _ kind: Kind, _ digest: Digest) throws {
+    package static func remove(_ txn: borrowing IndexTransaction, _ kind: Kind, _ digest: Digest) throws {
         try txn.delete("garbage", key(kind, digest))
     }
 
     /// Visits entries in key order; the visitor gets the kind, the key, the generation and
     /// the origin (`.other` for entries written before origins were kept).
-    package static func scan(_ txn: borrowing LMDBTransaction, _ visit: (Kind, Digest, UInt64, Origin) throws -> Bool) throws {
+    package static func scan(_ txn: borrowing IndexTransaction, _ visit: (Kind, Digest, UInt64, Origin) throws -> Bool) throws {
         try txn.scan("garbage") { k, v in
             guard k.count == 33, v.count == 8 || v.count == 9, let kind = Kind(rawValue: k[0]) else {
                 throw BlobStoreError(.corrupt, "malformed garbage queue entry")

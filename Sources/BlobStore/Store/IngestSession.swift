@@ -305,7 +305,7 @@ public final class IngestSession: @unchecked Sendable {
     }
 
     /// The commit transaction's work.
-    private func record(_ txn: borrowing LMDBTransaction, digest: Digest, mediaType: String?, pin: Bool) throws -> IngestResult {
+    private func record(_ txn: borrowing IndexTransaction, digest: Digest, mediaType: String?, pin: Bool) throws -> IngestResult {
         var totals = try Store.totals(txn)
         var packStats: [UInt64: PackStats] = [:]
         func stats(_ id: UInt64) throws -> PackStats {

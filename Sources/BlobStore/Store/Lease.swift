@@ -88,13 +88,13 @@ public struct Lease: Sendable, Equatable {
 
 extension Store {
     /// The store generation: advanced by each new lease, stamped on each garbage entry.
-    package static func generation(_ txn: borrowing LMDBTransaction) throws -> UInt64 {
+    package static func generation(_ txn: borrowing IndexTransaction) throws -> UInt64 {
         guard let raw = try txn.get("meta", Array("generation".utf8)), raw.count == 8 else { return 1 }
         return raw.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
     }
 
     /// Takes a lease inside `txn`.
-    package func takeLease(_ txn: borrowing LMDBTransaction, duration: UInt64, processBound: Bool, purpose: String) throws -> Lease {
+    package func takeLease(_ txn: borrowing IndexTransaction, duration: UInt64, processBound: Bool, purpose: String) throws -> Lease {
         let gen = try Store.generation(txn)
         try txn.put("meta", Array("generation".utf8), withUnsafeBytes(of: (gen + 1).littleEndian) { Array($0) })
         var id: UInt64
@@ -107,7 +107,7 @@ extension Store {
         return lease
     }
 
-    package static func releaseLease(_ txn: borrowing LMDBTransaction, _ id: UInt64) throws {
+    package static func releaseLease(_ txn: borrowing IndexTransaction, _ id: UInt64) throws {
         try txn.delete("leases", id.bigEndianKey)
     }
 
@@ -140,7 +140,7 @@ extension Store {
     /// Whether `lease` is alive (see `Lease.isAlive`).
     public func isAlive(_ lease: Lease) -> Bool { lease.isAlive(root: root) }
 
-    package static func leases(_ txn: borrowing LMDBTransaction) throws -> [Lease] {
+    package static func leases(_ txn: borrowing IndexTransaction) throws -> [Lease] {
         var result: [Lease] = []
         try txn.scan("leases") { k, v in
             result.append(try Lease(id: UInt64(bigEndianKey: k), decoding: v))
@@ -153,7 +153,7 @@ extension Store {
     /// lease is gone, inside `txn`; returns the live leases. Called by GC before it decides
     /// anything, so what it collects is decided against exactly the leases that remain —
     /// and a holder that was judged dead finds its record gone at commit.
-    package func endDeadLeases(_ txn: borrowing LMDBTransaction) throws -> [Lease] {
+    package func endDeadLeases(_ txn: borrowing IndexTransaction) throws -> [Lease] {
         let now = UInt64(time(nil))
         var live: [Lease] = []
         var liveIDs = Set<UInt64>()

@@ -72,7 +72,7 @@ extension Store {
     }
 
     /// Deletes a blob record and releases its chunks; returns how many chunks reached zero.
-    package static func deleteBlob(_ txn: borrowing LMDBTransaction, _ digest: Digest, _ blob: BlobRecord, origin: GarbageQueue.Origin = .other) throws -> Int {
+    package static func deleteBlob(_ txn: borrowing IndexTransaction, _ digest: Digest, _ blob: BlobRecord, origin: GarbageQueue.Origin = .other) throws -> Int {
         var released = 0
         var counts: [Digest: ChunkRecord] = [:]
         for key in blob.chunks {

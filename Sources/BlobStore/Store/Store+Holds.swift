@@ -11,7 +11,7 @@ extension Store {
         try index.write { txn in try Store.hold(txn, digest, seconds: seconds) }
     }
 
-    package static func hold(_ txn: borrowing LMDBTransaction, _ digest: Digest, seconds: UInt64) throws {
+    package static func hold(_ txn: borrowing IndexTransaction, _ digest: Digest, seconds: UInt64) throws {
         let until = UInt64(time(nil)) + seconds
         if let raw = try txn.get("holds", digest.key), raw.count == 8,
            UInt64(littleEndian: raw.loadUnaligned(as: UInt64.self)) >= until { return }
@@ -19,7 +19,7 @@ extension Store {
     }
 
     /// Whether an unexpired hold protects `digest`; an expired one is dropped.
-    package static func isHeld(_ txn: borrowing LMDBTransaction, _ digest: Digest) throws -> Bool {
+    package static func isHeld(_ txn: borrowing IndexTransaction, _ digest: Digest) throws -> Bool {
         guard let raw = try txn.get("holds", digest.key), raw.count == 8 else { return false }
         if UInt64(littleEndian: raw.loadUnaligned(as: UInt64.self)) > UInt64(time(nil)) { return true }
         try txn.delete("holds", digest.key)

@@ -36,7 +36,7 @@ extension Store {
 
     /// How many resumable ingests whose reference starts with `prefix` are open, counted up
     /// to `limit` (the scan stops there: a cap check costs at most `limit` keys).
-    static func countIngests(_ txn: borrowing LMDBTransaction, prefix: String, upTo limit: Int) throws -> Int {
+    static func countIngests(_ txn: borrowing IndexTransaction, prefix: String, upTo limit: Int) throws -> Int {
         let start = Array(prefix.utf8)
         var count = 0
         try txn.scan("ingests", from: start) { k, _ in

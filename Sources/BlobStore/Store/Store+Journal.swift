@@ -16,10 +16,13 @@ extension Store {
         if access(Store.journalPath(root: root), F_OK) != 0 { try snapshotJournal() }
     }
 
-    private var journal: IndexJournal { index.observer as! IndexJournal }
+    /// Nil for an index that needs none (PostgreSQL in cluster mode is durable and
+    /// replicated by itself, and rebuilt from its own backups).
+    private var journal: IndexJournal? { index.observer as? IndexJournal }
 
     /// Replaces the journal with a snapshot of the index and notes its size.
     package func snapshotJournal() throws {
+        guard let journal else { return }
         try index.write(observed: false) { txn in
             let size = try journal.writeSnapshot(txn)
             try txn.put("meta", Store.snapshotSizeKey, withUnsafeBytes(of: size.littleEndian) { Array($0) })
@@ -30,6 +33,7 @@ extension Store {
     /// Never for an index that did not write a snapshot itself: an index recreated empty
     /// over a lost one must not replace the journal that can rebuild it.
     package func compactJournalIfNeeded() throws -> Bool {
+        guard journal != nil else { return false }
         guard let file = try? FileHandle(path: Store.journalPath(root: root), flags: O_RDONLY) else { return false }
         let size = try file.size()
         guard size > 64 << 20 else { return false }

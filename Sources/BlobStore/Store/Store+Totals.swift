@@ -10,21 +10,21 @@ extension Store {
         return (list.count, list.reduce(0) { $0 + $1.size })
     }
 
-    package static func totals(_ txn: borrowing LMDBTransaction) throws -> StoreTotals {
+    package static func totals(_ txn: borrowing IndexTransaction) throws -> StoreTotals {
         guard let raw = try txn.get("meta", Array("totals".utf8)) else { return StoreTotals() }
         return try StoreTotals(decoding: raw)
     }
 
-    package static func setTotals(_ txn: borrowing LMDBTransaction, _ totals: StoreTotals) throws {
+    package static func setTotals(_ txn: borrowing IndexTransaction, _ totals: StoreTotals) throws {
         try txn.put("meta", Array("totals".utf8), totals.encoded())
     }
 
-    package static func packStats(_ txn: borrowing LMDBTransaction, _ id: UInt64) throws -> PackStats {
+    package static func packStats(_ txn: borrowing IndexTransaction, _ id: UInt64) throws -> PackStats {
         guard let raw = try txn.get("packs", id.bigEndianKey) else { return PackStats() }
         return try PackStats(decoding: raw)
     }
 
-    package static func setPackStats(_ txn: borrowing LMDBTransaction, _ id: UInt64, _ stats: PackStats) throws {
+    package static func setPackStats(_ txn: borrowing IndexTransaction, _ id: UInt64, _ stats: PackStats) throws {
         try txn.put("packs", id.bigEndianKey, stats.encoded())
     }
 

@@ -15,7 +15,7 @@ public final class Store: @unchecked Sendable {
     public let root: String
     public let config: StoreConfig
     public var logger: Logger
-    package let index: LMDBEnvironment
+    package let index: any IndexEngine
     package let packs: any PackBackend
     let chunker: Chunker
     let compressors: ContextPool<ZstdCompressor>
@@ -32,6 +32,7 @@ public final class Store: @unchecked Sendable {
     static let databases = ["meta", "chunks", "blobs", "packs", "leases", "garbage", "ingests",
                             "edges", "images", "containers", "volumes",
                             "repoblobs", "repomanifests", "referrers", "layers", "mounts", "holds", "claims"]
+    package static var databaseNames: [String] { databases }
     /// The index may grow to this size; the map is sparse, so this costs address space only.
     static let indexMapSize = 1 << 40
 
@@ -44,6 +45,32 @@ public final class Store: @unchecked Sendable {
         chunker = Chunker(parameters: config.chunking)
         let level = Int32(config.compressionLevel)
         compressors = ContextPool { ZstdCompressor(level: level) }
+    }
+
+    private init(root: String, config: StoreConfig, logger: Logger, index: any IndexEngine, packs: any PackBackend) {
+        self.root = root
+        self.config = config
+        self.logger = logger
+        self.index = index
+        self.packs = packs
+        chunker = Chunker(parameters: config.chunking)
+        let level = Int32(config.compressionLevel)
+        compressors = ContextPool { ZstdCompressor(level: level) }
+    }
+
+    /// A store over an index and packs its caller chose: cluster mode's PostgreSQL index and
+    /// shared packs (the `ClusterStore` target). `root` is this process's own folder:
+    /// resumable ingests, liveness locks and scratch space. `config` is the store's, kept
+    /// with its index so that every node chunks and compresses alike.
+    package static func assemble(root: String, config: StoreConfig, index: any IndexEngine, packs: any PackBackend,
+                                 logger: Logger = Logger(label: "blobstore")) throws -> Store {
+        try config.validate()
+        for dir in [root, root + "/ingest", root + "/tmp"] {
+            if mkdir(dir, 0o755) != 0 && errno != EEXIST {
+                throw BlobStoreError.io("create directory", path: dir)
+            }
+        }
+        return Store(root: root, config: config, logger: logger, index: index, packs: packs)
     }
 
     /// Creates a new, empty store at `root` (the folder may exist but must not hold a store).

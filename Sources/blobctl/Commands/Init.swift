@@ -1,8 +1,15 @@
 import ArgumentParser
 import BlobStore
+import ClusterStore
 
 struct Init: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Create a new store.")
+    static let configuration = CommandConfiguration(
+        abstract: "Create a new store.",
+        discussion: """
+        With --cluster CONFIG, creates a cluster's store instead: its index in PostgreSQL and its \
+        packs where the config file says (see "Scaling out" in the README). Every node then \
+        runs commands with --store CONFIG, e.g. `blobctl serve --store /etc/blobstore/cluster.json`.
+        """)
 
     @OptionGroup var store: StoreOptions
     @OptionGroup var output: OutputOptions
@@ -19,16 +26,24 @@ struct Init: ParsableCommand {
     var settledLevel = StoreConfig.defaultSettledLevel
     @Option(help: "Seal a pack file and start a new one past this many bytes.")
     var packSize = StoreConfig.defaultPackSizeLimit
+    @Option(help: ArgumentHelp("Create a cluster's store from this cluster config file.", valueName: "config"))
+    var cluster: String?
 
     func run() throws {
         let config = StoreConfig(
             chunking: ChunkingParameters(minSize: minChunk, averageSize: avgChunk, maxSize: maxChunk),
             compressionLevel: level, settledLevel: settledLevel, packSizeLimit: packSize)
-        let created = try Store.create(at: store.root, config: config, logger: store.logger())
+        let created: Store
+        if let cluster {
+            created = try ClusterStore.create(configPath: cluster, storeConfig: config, logger: store.logger())
+        } else {
+            created = try Store.create(at: store.root, config: config, logger: store.logger())
+        }
         if output.json {
             try Terminal.printJSON(["root": .string(created.root), "config": JSONValue(created.config)])
         } else {
-            print("created store at \(created.root) (chunks \(minChunk)/\(avgChunk)/\(maxChunk) bytes, zstd level \(level), settled at \(settledLevel))")
+            let place = cluster.map { "a cluster's store for \($0), this node's folder \(created.root)" } ?? "store at \(created.root)"
+            print("created \(place) (chunks \(minChunk)/\(avgChunk)/\(maxChunk) bytes, zstd level \(level), settled at \(settledLevel))")
         }
     }
 }
