@@ -11,3 +11,6 @@ if ! command -v dockerd >/dev/null 2>&1 || ! command -v podman >/dev/null 2>&1; 
 	apt_install docker.io containerd runc podman
 fi
 python3 -c 'import oras' >/dev/null 2>&1 || python3 -m pip install --quiet --disable-pip-version-check oras
+# Cluster mode's index (PostgresIndexTests, ClusterStoreTests): PostgreSQL 15; each test
+# runs its own server in a temporary folder, so Debian's service is not needed.
+[ -x /usr/lib/postgresql/15/bin/postgres ] || apt_install postgresql-15

@@ -7,7 +7,7 @@ import BlobStore
 /// One index transaction on one pooled connection (see `PostgresIndex`). Values returned
 /// by `get` are copied into buffers that live until the transaction ends, as LMDB's point
 /// into its map until then; a scan's values live until the page after theirs is fetched.
-final class PostgresTransaction: IndexTransactionHandle {
+package final class PostgresTransaction: IndexTransactionHandle {
     private let index: PostgresIndex
     private let connection: PostgresConnection
     private var held: [UnsafeMutableRawBufferPointer] = []
@@ -15,7 +15,7 @@ final class PostgresTransaction: IndexTransactionHandle {
     /// A failed statement leaves the connection's transaction in an unknown state: it is
     /// then closed rather than returned to the pool.
     private var broken = false
-    static let scanPage = 1024
+    package static let scanPage = 1024
 
     init(index: PostgresIndex, connection: PostgresConnection) {
         self.index = index
@@ -51,7 +51,7 @@ final class PostgresTransaction: IndexTransactionHandle {
         return UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(copy)[0..<buffer.readableBytes])
     }
 
-    func get(_ db: String, _ key: UnsafeRawBufferPointer) throws -> UnsafeRawBufferPointer? {
+    package func get(_ db: String, _ key: UnsafeRawBufferPointer) throws -> UnsafeRawBufferPointer? {
         var binds = PostgresBindings(capacity: 1)
         binds.append(Self.bytes(key))
         let result = try run(PostgresQuery(unsafeSQL: "SELECT v FROM \(index.table(db)) WHERE k = $1", binds: binds))
@@ -63,7 +63,7 @@ final class PostgresTransaction: IndexTransactionHandle {
         }
     }
 
-    func put(_ db: String, _ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws {
+    package func put(_ db: String, _ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws {
         var binds = PostgresBindings(capacity: 2)
         binds.append(Self.bytes(key))
         binds.append(Self.bytes(value))
@@ -71,14 +71,14 @@ final class PostgresTransaction: IndexTransactionHandle {
                                   binds: binds))
     }
 
-    func delete(_ db: String, _ key: UnsafeRawBufferPointer) throws -> Bool {
+    package func delete(_ db: String, _ key: UnsafeRawBufferPointer) throws -> Bool {
         var binds = PostgresBindings(capacity: 1)
         binds.append(Self.bytes(key))
         let result = try run(PostgresQuery(unsafeSQL: "DELETE FROM \(index.table(db)) WHERE k = $1", binds: binds))
         return (result.metadata.rows ?? 0) > 0
     }
 
-    func scan(_ db: String, from start: [UInt8]?, _ visit: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Bool) throws {
+    package func scan(_ db: String, from start: [UInt8]?, _ visit: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Bool) throws {
         // Pages in key order; each next page starts after the last key seen, so the visitor
         // may change the table between pages (a collector deletes what it visits).
         var after: ByteBuffer? = nil
@@ -115,7 +115,7 @@ final class PostgresTransaction: IndexTransactionHandle {
         }
     }
 
-    func commit() throws {
+    package func commit() throws {
         guard !ended else { return }
         do {
             try execute("COMMIT")
@@ -126,7 +126,7 @@ final class PostgresTransaction: IndexTransactionHandle {
         finish()
     }
 
-    func abort() {
+    package func abort() {
         guard !ended else { return }
         if !broken {
             do { try execute("ROLLBACK") } catch { broken = true }

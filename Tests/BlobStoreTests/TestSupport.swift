@@ -160,3 +160,11 @@ func assertCountsConsistent(_ store: Store, file: StaticString = #filePath, line
     XCTAssertEqual(totals.logicalBytes, logical, "logical bytes total", file: file, line: line)
     XCTAssertEqual(totals.chunks, UInt64(chunks.count), "chunk total", file: file, line: line)
 }
+
+/// Strings appended from several threads (failures seen by workers, say).
+final class LockedList: @unchecked Sendable {
+    private let lock = NSLock()
+    private var storage: [String] = []
+    func append(_ s: String) { lock.lock(); storage.append(s); lock.unlock() }
+    var items: [String] { lock.lock(); defer { lock.unlock() }; return storage }
+}

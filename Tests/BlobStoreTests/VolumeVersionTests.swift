@@ -154,9 +154,3 @@ private final class LockedFlag: @unchecked Sendable {
     func set() { lock.lock(); flag = true; lock.unlock() }
 }
 
-private final class LockedList: @unchecked Sendable {
-    private let lock = NSLock()
-    private var storage: [String] = []
-    func append(_ s: String) { lock.lock(); storage.append(s); lock.unlock() }
-    var items: [String] { lock.lock(); defer { lock.unlock() }; return storage }
-}

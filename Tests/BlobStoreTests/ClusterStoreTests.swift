@@ -1,0 +1,111 @@
+import BlobStore
+import Foundation
+import XCTest
+
+/// Cluster mode through the real `blobctl`: nodes with their own folders over one
+/// PostgreSQL index (a real server) and one packs folder, as users run them.
+final class ClusterStoreTests: XCTestCase {
+    private struct Cluster {
+        let server: PostgresServer
+        let directory: String
+        /// One config file per node.
+        let configs: [String]
+    }
+
+    private func makeCluster(nodes: Int) throws -> Cluster {
+        let server = try PostgresServer(self)
+        let directory = try makeTemporaryDirectory(self)
+        let schema = "c_" + UUID().uuidString.prefix(8).lowercased().replacingOccurrences(of: "-", with: "")
+        var configs: [String] = []
+        for n in 0..<nodes {
+            let path = directory + "/node\(n).json"
+            try server.writeClusterConfig(at: path, schema: schema, packs: directory + "/packs", node: directory + "/node\(n)")
+            configs.append(path)
+        }
+        let created = try runBlobctl(["init", "--cluster", configs[0], "--json"])
+        XCTAssertEqual(created.status, 0, created.stderr)
+        return Cluster(server: server, directory: directory, configs: configs)
+    }
+
+    @discardableResult
+    private func blobctl(_ config: String, _ args: [String], expect status: Int32 = 0, input: [UInt8]? = nil,
+                         file: StaticString = #filePath, line: UInt = #line) throws -> CommandResult {
+        let r = try runBlobctl(["--store", config] + args, input: input)
+        XCTAssertEqual(r.status, status, "blobctl \(args.joined(separator: " ")): \(r.stdout) \(r.stderr)", file: file, line: line)
+        return r
+    }
+
+    private func json(_ text: String) throws -> [String: Any] {
+        try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+    }
+
+    func testNodesShareBlobsDedupAndCollectGarbage() throws {
+        let cluster = try makeCluster(nodes: 2)
+        let (a, b) = (cluster.configs[0], cluster.configs[1])
+        var random = TestRandom(seed: 14_001)
+        let shared = random.bytes(600_000)
+        let first = shared + random.bytes(200_000)
+        let second = shared + random.bytes(200_000)
+        let path = cluster.directory + "/first"
+        FileManager.default.createFile(atPath: path, contents: Data(first))
+
+        let digest = try blobctl(a, ["put", path]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        XCTAssertEqual(digest, first.sha256.description)
+        _ = try blobctl(b, ["get", digest, "-o", cluster.directory + "/back"])
+        XCTAssertEqual([UInt8](try Data(contentsOf: URL(fileURLWithPath: cluster.directory + "/back"))), first, "node b reads what node a wrote")
+
+        // A second blob sharing 600 kB through the other node stores only what is new.
+        let before = try json(try blobctl(a, ["df", "--json"]).stdout)
+        let secondDigest = try blobctl(b, ["put", "-"], input: second).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let after = try json(try blobctl(a, ["df", "--json"]).stdout)
+        let added = (after["storedBytes"] as? Int ?? 0) - (before["storedBytes"] as? Int ?? 0)
+        XCTAssertGreaterThan(added, 150_000)
+        XCTAssertLessThan(added, 320_000, "the shared 600 kB were not stored again")
+        XCTAssertEqual(after["blobs"] as? Int, 2)
+
+        // Removed on one node, collected by the other; the survivor reads back whole.
+        _ = try blobctl(a, ["rm", digest])
+        let report = try json(try blobctl(b, ["gc", "--json"]).stdout)
+        XCTAssertGreaterThanOrEqual(report["chunksFreed"] as? Int ?? 0, 2, "the 200 kB only the removed blob held")
+        _ = try blobctl(a, ["stat", digest], expect: 3)
+        _ = try blobctl(a, ["get", secondDigest, "-o", cluster.directory + "/back2"])
+        XCTAssertEqual([UInt8](try Data(contentsOf: URL(fileURLWithPath: cluster.directory + "/back2"))), second)
+        XCTAssertTrue(try blobctl(b, ["fsck"]).stdout.contains("healthy"))
+
+        // One store per schema: a second init is refused; a node whose database is down exits 75.
+        _ = try blobctl(a, ["init", "--cluster", a], expect: 1)
+        cluster.server.stop()
+        let down = try blobctl(a, ["stat", secondDigest], expect: 75)
+        XCTAssertTrue(down.stderr.contains("index"), down.stderr)
+    }
+
+    func testRegistryNodesServeEachOthersPushesAndSurviveAnIndexRestart() throws {
+        let cluster = try makeCluster(nodes: 2)
+        let nodeA = try RegistryProcess(self, storePath: cluster.configs[0])
+        let nodeB = try RegistryProcess(self, storePath: cluster.configs[1])
+        let image = try registryImage(seed: 14_002, layerCount: 3)
+        try nodeA.pushImage("team/app", tag: "v1", image)
+
+        let manifest = try nodeB.request("GET", "/v2/team/app/manifests/v1", headers: ["Accept": "application/vnd.oci.image.manifest.v1+json"])
+        XCTAssertEqual(manifest.status, 200)
+        XCTAssertEqual(manifest.body, image.manifest)
+        for layer in image.layers {
+            let r = try nodeB.request("GET", "/v2/team/app/blobs/\(layer.sha256)")
+            XCTAssertEqual(r.status, 200)
+            XCTAssertEqual(r.body, layer, "byte-exact through the other node")
+        }
+
+        // The index goes away: requests fail cleanly with 503 and a Retry-After …
+        cluster.server.stop()
+        let during = try nodeB.request("GET", "/v2/team/app/blobs/\(image.layers[0].sha256)")
+        XCTAssertEqual(during.status, 503, during.text)
+        XCTAssertNotNil(during.header("Retry-After"))
+        // … and work again once it is back, with no restart of the nodes.
+        try cluster.server.start()
+        let back = try nodeA.request("GET", "/v2/team/app/blobs/\(image.layers[1].sha256)")
+        XCTAssertEqual(back.status, 200, back.text)
+        XCTAssertEqual(back.body, image.layers[1])
+        try nodeB.pushImage("team/app", tag: "v2", try registryImage(seed: 14_003))
+        XCTAssertEqual(try nodeA.request("HEAD", "/v2/team/app/manifests/v2").status, 200)
+    }
+}
