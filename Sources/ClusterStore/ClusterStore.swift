@@ -70,6 +70,7 @@ public enum ClusterStore {
             throw BlobStoreError(.io, "create the packs folder \(packsDirectory): \(String(cString: strerror(errno)))")
         }
         let packs = LocalPackBackend(directory: packsDirectory, sizeLimit: storeConfig.packSizeLimit)
-        return try Store.assemble(root: cluster.node.directory, config: storeConfig, index: index, packs: packs, logger: logger)
+        return try Store.assemble(root: cluster.node.directory, config: storeConfig, index: index, packs: packs,
+                                 coordination: PostgresCoordination(index: index), logger: logger)
     }
 }

@@ -34,7 +34,7 @@ public struct GarbageCollector: Sendable {
 
     private func collectHoldingLock(dryRun: Bool) throws -> GCReport {
         store.packs.sweep()
-        LivenessLock.removeDead(root: store.root) // lock files of exited processes
+        store.coordination.removeDead() // lock files of exited processes
         let (report, doomed, stats) = try store.collectGarbage(dryRun: dryRun) { candidates in
             // Claim the empty packs now, inside the transaction, so none is adopted before
             // the commit. A pack still being written (locked) is skipped.

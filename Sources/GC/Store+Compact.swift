@@ -32,7 +32,7 @@ extension Store {
     package func compact(_ claim: PackClaim, settling: ChunkRecompressor? = nil) throws -> CompactionResult? {
         let id = claim.id
         let size = claim.size
-        let listed = try index.read { txn in try Store.leases(txn) }.contains { $0.packs.contains(id) && $0.isAlive(root: root) }
+        let listed = try index.read { txn in try Store.leases(txn) }.contains { $0.packs.contains(id) && $0.isAlive(coordination) }
         if listed { return nil }
         // 1. Which records does the index still point at? Their payloads are gathered in
         //    one buffer (a pack is at most the size limit); settling reads them again a

@@ -53,6 +53,20 @@ final class PostgresConnectionPool: @unchecked Sendable {
         }
     }
 
+    /// A connection outside the pool's count, for a lock held as long as the process runs.
+    func connectDedicated() throws -> PostgresConnection {
+        condition.lock()
+        nextID += 1
+        let id = nextID
+        condition.unlock()
+        do {
+            return try PostgresConnection.connect(on: MultiThreadedEventLoopGroup.singleton.next(), configuration: configuration(),
+                                                  id: id, logger: logger).wait()
+        } catch {
+            throw PostgresIndex.storeError(error, doing: "connect to the index at \(endpoint.display)")
+        }
+    }
+
     /// Gives a connection back; a broken one (its transaction's state unknown) is closed.
     func release(_ connection: PostgresConnection, broken: Bool) {
         if broken { let closing: EventLoopFuture<Void> = connection.close(); _ = closing }

@@ -67,6 +67,22 @@ package final class PostgresIndex: IndexEngine, @unchecked Sendable {
         return transaction
     }
 
+    /// Runs `body` on a pooled connection outside any transaction; a failure that may have
+    /// broken the connection closes it.
+    package func withConnection<R>(_ body: (PostgresConnection) throws -> R) throws -> R {
+        let connection = try pool.take()
+        do {
+            let result = try body(connection)
+            pool.release(connection, broken: false)
+            return result
+        } catch {
+            // The database's errors may leave the connection unusable; the caller's own go through.
+            let fromDatabase = error is PSQLError || error is NIOCore.IOError || error is ChannelError
+            pool.release(connection, broken: fromDatabase)
+            throw fromDatabase ? PostgresIndex.storeError(error, doing: "index query") : error
+        }
+    }
+
     /// PostgreSQL frees a dead client's locks and transactions itself.
     package func clearStaleReaders() -> Int { 0 }
 

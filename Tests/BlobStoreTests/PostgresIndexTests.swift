@@ -140,3 +140,40 @@ final class PostgresIndexTests: XCTestCase {
         try index.write { txn in try txn.put("meta", [8], [8]) }
     }
 }
+
+/// Cluster mode's liveness and one-collector lock, as two nodes see each other.
+final class PostgresCoordinationTests: XCTestCase {
+    func testAHolderIsAliveUntilItsConnectionGoesAndOneCollectorRunsAtATime() throws {
+        let server = try PostgresServer(self)
+        let settings = server.settings()
+        let nodeA = PostgresCoordination(index: try PostgresIndex(settings: settings, databaseNames: Store.databaseNames, logger: Logger(label: "a")))
+        let indexB = try PostgresIndex(settings: settings, databaseNames: Store.databaseNames, logger: Logger(label: "b"))
+        let nodeB = PostgresCoordination(index: indexB)
+
+        let tokenA = try nodeA.myToken()
+        XCTAssertEqual(try nodeA.myToken(), tokenA, "one token per process")
+        XCTAssertTrue(nodeB.isAlive(token: tokenA))
+        XCTAssertFalse(nodeB.isAlive(token: tokenA &+ 1), "nobody holds that one")
+
+        // One collector: B cannot take the role while A holds it, and gets it once A is done.
+        let entered = DispatchSemaphore(value: 0), leave = DispatchSemaphore(value: 0), done = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            _ = try? nodeA.withMaintenanceLock(wait: false, onWait: nil) { entered.signal(); leave.wait() }
+            done.signal()
+        }
+        entered.wait()
+        XCTAssertNil(try nodeB.withMaintenanceLock(wait: false, onWait: nil) { 1 })
+        leave.signal()
+        done.wait()
+        XCTAssertEqual(try nodeB.withMaintenanceLock(wait: false, onWait: nil) { 2 }, 2)
+
+        // A's process dies (its connections end): B sees its token dead.
+        try indexB.withConnection { connection in
+            _ = try connection.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND application_name = '' AND backend_type = 'client backend' AND query LIKE '%pg_advisory_lock%'", logger: Logger(label: "t")).wait()
+        }
+        var gone = false
+        for _ in 0..<50 where !gone { gone = !nodeB.isAlive(token: tokenA); if !gone { usleep(100_000) } }
+        XCTAssertTrue(gone, "the lock died with its connection")
+        XCTAssertNotEqual(try nodeA.myToken(), tokenA, "a node that lost its session takes a new token")
+    }
+}

@@ -12,7 +12,7 @@ extension Store {
 
     /// Registers a mount of this process; returns its id.
     public func registerMount(_ mountpoint: String) throws -> UInt64 {
-        let holder = try liveness().token
+        let holder = try coordination.myToken()
         return try index.write { txn in
             var id: UInt64
             repeat { id = UInt64.random(in: 1...UInt64.max) } while try txn.get("mounts", Store.mountKey(id)) != nil
@@ -81,7 +81,7 @@ extension Store {
         var stale: [UInt64] = []
         try txn.scan("mounts") { k, v in
             let m = try Store.decodeMount(v)
-            let gone = m.holder != 0 ? !LivenessLock.isAlive(root: root, token: m.holder)
+            let gone = m.holder != 0 ? !coordination.isAlive(token: m.holder)
                                      : kill(pid_t(m.pid), 0) != 0 && errno == ESRCH
             if gone { stale.append(UInt64(bigEndianKey: k)) }
             return true

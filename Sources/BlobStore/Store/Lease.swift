@@ -37,9 +37,9 @@ public struct Lease: Sendable, Equatable {
     public var packs: [UInt64]
 
     /// Alive while unexpired and, for a process-bound lease, while its holder runs.
-    public func isAlive(root: String, now: UInt64 = UInt64(time(nil))) -> Bool {
+    package func isAlive(_ coordination: any StoreCoordination, now: UInt64 = UInt64(time(nil))) -> Bool {
         if now >= expiresAt { return false }
-        if holder != 0 { return LivenessLock.isAlive(root: root, token: holder) }
+        if holder != 0 { return coordination.isAlive(token: holder) }
         if pid == 0 { return true }
         // A record written by an older blobctl, which knew only pids.
         return kill(pid_t(pid), 0) == 0 || errno == EPERM
@@ -102,23 +102,13 @@ extension Store {
         let now = UInt64(time(nil))
         let lease = Lease(id: id, generation: gen, createdAt: now, expiresAt: now + duration,
                           pid: processBound ? UInt32(getpid()) : 0, purpose: purpose,
-                          holder: processBound ? try liveness().token : 0)
+                          holder: processBound ? try coordination.myToken() : 0)
         try txn.put("leases", id.bigEndianKey, lease.encoded())
         return lease
     }
 
     package static func releaseLease(_ txn: borrowing IndexTransaction, _ id: UInt64) throws {
         try txn.delete("leases", id.bigEndianKey)
-    }
-
-    /// This process's liveness lock on this store, kept alive while this `Store` is.
-    package func liveness() throws -> LivenessLock {
-        livenessGuard.lock()
-        defer { livenessGuard.unlock() }
-        if let livenessLock { return livenessLock }
-        let lock = try LivenessLock.mine(root: root)
-        livenessLock = lock
-        return lock
     }
 
     /// Takes a lease in a transaction of its own.
@@ -138,7 +128,7 @@ extension Store {
     }
 
     /// Whether `lease` is alive (see `Lease.isAlive`).
-    public func isAlive(_ lease: Lease) -> Bool { lease.isAlive(root: root) }
+    public func isAlive(_ lease: Lease) -> Bool { lease.isAlive(coordination) }
 
     package static func leases(_ txn: borrowing IndexTransaction) throws -> [Lease] {
         var result: [Lease] = []
@@ -158,7 +148,7 @@ extension Store {
         var live: [Lease] = []
         var liveIDs = Set<UInt64>()
         for lease in try Store.leases(txn) {
-            if lease.isAlive(root: root, now: now) {
+            if lease.isAlive(coordination, now: now) {
                 live.append(lease)
                 liveIDs.insert(lease.id)
             } else {

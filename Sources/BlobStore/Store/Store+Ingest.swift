@@ -60,7 +60,7 @@ extension Store {
             let lease = try Lease(id: leaseID, decoding: raw)
             return (lease, Array(state))
         }
-        guard lease.isAlive(root: root) else { throw BlobStoreError(.notFound, "ingest \(reference) has expired") }
+        guard lease.isAlive(coordination) else { throw BlobStoreError(.notFound, "ingest \(reference) has expired") }
         return try state.withUnsafeBytes { (raw) in
             try IngestSession(store: self, reference: reference, lease: lease, state: raw)
         }

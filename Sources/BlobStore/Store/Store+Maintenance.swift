@@ -10,7 +10,7 @@ extension Store {
     /// Runs `body` holding the maintenance lock. When another process holds it: with `wait`,
     /// calls `onWait` once and blocks until it is free; without, returns nil at once.
     public func withMaintenanceLock<R>(wait: Bool, onWait: (() -> Void)? = nil, _ body: () throws -> R) throws -> R? {
-        try Store.withMaintenanceLock(root: root, wait: wait, onWait: onWait, body)
+        try coordination.withMaintenanceLock(wait: wait, onWait: onWait, body)
     }
 
     /// The same, for work that runs before the store can be opened (an index rebuild).

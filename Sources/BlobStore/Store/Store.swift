@@ -24,9 +24,8 @@ public final class Store: @unchecked Sendable {
     let scratchBuffers = ContextPool { ScratchBuffer() }
     /// Decompressed chunks shared by readers; off until `chunkCache.setCapacity` is called.
     public let chunkCache = ChunkCache()
-    /// This process's `LivenessLock`, once a lease or mount needed it (see `liveness()`).
-    var livenessLock: LivenessLock?
-    let livenessGuard = NSLock()
+    /// Liveness of lease and mount holders, and the one-collector lock (see `StoreCoordination`).
+    package let coordination: any StoreCoordination
 
     /// The index databases. `garbage` is the queue of objects whose count reached zero.
     static let databases = ["meta", "chunks", "blobs", "packs", "leases", "garbage", "ingests",
@@ -42,17 +41,20 @@ public final class Store: @unchecked Sendable {
         self.logger = logger
         index = try LMDBEnvironment.shared(path: root + "/index", mapSize: Store.indexMapSize, databaseNames: Store.databases)
         packs = LocalPackBackend(directory: root + "/packs", sizeLimit: config.packSizeLimit)
+        coordination = LocalCoordination(root: root)
         chunker = Chunker(parameters: config.chunking)
         let level = Int32(config.compressionLevel)
         compressors = ContextPool { ZstdCompressor(level: level) }
     }
 
-    private init(root: String, config: StoreConfig, logger: Logger, index: any IndexEngine, packs: any PackBackend) {
+    private init(root: String, config: StoreConfig, logger: Logger, index: any IndexEngine, packs: any PackBackend,
+                 coordination: any StoreCoordination) {
         self.root = root
         self.config = config
         self.logger = logger
         self.index = index
         self.packs = packs
+        self.coordination = coordination
         chunker = Chunker(parameters: config.chunking)
         let level = Int32(config.compressionLevel)
         compressors = ContextPool { ZstdCompressor(level: level) }
@@ -63,14 +65,14 @@ public final class Store: @unchecked Sendable {
     /// resumable ingests, liveness locks and scratch space. `config` is the store's, kept
     /// with its index so that every node chunks and compresses alike.
     package static func assemble(root: String, config: StoreConfig, index: any IndexEngine, packs: any PackBackend,
-                                 logger: Logger = Logger(label: "blobstore")) throws -> Store {
+                                 coordination: any StoreCoordination, logger: Logger = Logger(label: "blobstore")) throws -> Store {
         try config.validate()
         for dir in [root, root + "/ingest", root + "/tmp"] {
             if mkdir(dir, 0o755) != 0 && errno != EEXIST {
                 throw BlobStoreError.io("create directory", path: dir)
             }
         }
-        return Store(root: root, config: config, logger: logger, index: index, packs: packs)
+        return Store(root: root, config: config, logger: logger, index: index, packs: packs, coordination: coordination)
     }
 
     /// Creates a new, empty store at `root` (the folder may exist but must not hold a store).
