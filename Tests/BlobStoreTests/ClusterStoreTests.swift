@@ -108,4 +108,51 @@ final class ClusterStoreTests: XCTestCase {
         try nodeB.pushImage("team/app", tag: "v2", try registryImage(seed: 14_003))
         XCTAssertEqual(try nodeA.request("HEAD", "/v2/team/app/manifests/v2").status, 200)
     }
+
+    /// Three registry nodes over one cluster take concurrent pushes of images that share a
+    /// base layer while a collector runs on one of them: every image pulls back whole
+    /// through another node, the base is stored once, and `fsck` finds the store healthy.
+    func testThreeNodesTakeConcurrentPushesWhileOneCollects() throws {
+        let cluster = try makeCluster(nodes: 3)
+        let nodes = try cluster.configs.map { try RegistryProcess(self, storePath: $0) }
+        var random = TestRandom(seed: 14_010)
+        let base = try ImageFixture.layer([("base", random.bytes(800_000))])
+        let images = try (0..<12).map { i in
+            ImageFixture(layers: [base, try ImageFixture.layer([("app\(i)", random.bytes(50_000 + i))])], label: "app-\(i)")
+        }
+        let failures = LockedList()
+        let pushing = DispatchGroup()
+        pushing.enter()
+        DispatchQueue.global().async {
+            DispatchQueue.concurrentPerform(iterations: images.count) { i in
+                do { try nodes[i % 3].pushImage("team/app\(i)", tag: "v1", images[i]) } catch { failures.append("push \(i): \(error)") }
+            }
+            pushing.leave()
+        }
+        var collections = 0
+        while pushing.wait(timeout: .now()) == .timedOut {
+            let gc = try runBlobctl(["--store", cluster.configs[2], "gc", "--json"])
+            if gc.status != 0 { failures.append("gc: \(gc.stderr)") }
+            collections += 1
+        }
+        XCTAssertEqual(failures.items, [])
+        XCTAssertGreaterThan(collections, 0)
+        _ = try blobctl(cluster.configs[1], ["gc"])
+
+        for (i, image) in images.enumerated() {
+            let node = nodes[(i + 1) % 3]
+            let manifest = try node.request("GET", "/v2/team/app\(i)/manifests/v1", headers: ["Accept": "application/vnd.oci.image.manifest.v1+json"])
+            XCTAssertEqual(manifest.status, 200, "app\(i)")
+            XCTAssertEqual(manifest.body, image.manifest)
+            for blob in [image.config] + image.layers {
+                let r = try node.request("GET", "/v2/team/app\(i)/blobs/\(blob.sha256)")
+                XCTAssertEqual(r.body, blob, "app\(i) \(blob.sha256) through node \((i + 1) % 3)")
+            }
+        }
+        let usage = try json(try blobctl(cluster.configs[0], ["df", "--json"]).stdout)
+        let unique = Set(images.flatMap(\.blobs)).reduce(0) { $0 + $1.count }
+        XCTAssertEqual(usage["logicalBytes"] as? Int, unique, "every blob once")
+        XCTAssertLessThan(usage["storedBytes"] as? Int ?? .max, unique + unique / 20, "the base layer is stored once")
+        XCTAssertTrue(try blobctl(cluster.configs[0], ["fsck"]).stdout.contains("healthy"))
+    }
 }
