@@ -47,7 +47,66 @@ package final class PostgresCoordination: StoreCoordination, @unchecked Sendable
             throw PostgresIndex.storeError(error, doing: "take this process's liveness lock")
         }
         session = (connection, token)
+        index.guardWrites(withLockHeldAt: livenessKey(token)) { [weak self] in self?.sessionLost(token) }
         return token
+    }
+
+    /// The index found this process's liveness lock gone (its connection died): later calls
+    /// take a new token on a new connection.
+    private func sessionLost(_ token: UInt64) {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let current = session, current.token == token else { return }
+        let closing: EventLoopFuture<Void> = current.connection.close(); _ = closing
+        session = nil
+    }
+
+    // MARK: Pack locks (the object-store pack backend)
+
+    private func packKey(_ id: UInt64) -> Int64 {
+        PostgresIndex.lockKey("blobstore pack \(index.settings.schema) \(String(id, radix: 16))")
+    }
+
+    /// Holds pack `id` against claims by any node, on this process's session, until
+    /// `releasePack`: a pack written but not yet indexed is never collected.
+    package func holdPack(_ id: UInt64) throws {
+        _ = try myToken()
+        lock.lock()
+        defer { lock.unlock() }
+        guard let session else { throw BlobStoreError(.unavailable, "this node lost its session with the index") }
+        do {
+            _ = try session.connection.query(PostgresQuery(unsafeSQL: "SELECT pg_advisory_lock(\(packKey(id)))"), logger: index.logger).wait()
+        } catch {
+            throw PostgresIndex.storeError(error, doing: "lock pack \(String(id, radix: 16))")
+        }
+    }
+
+    package func releasePack(_ id: UInt64) {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let session else { return }
+        _ = try? session.connection.query(PostgresQuery(unsafeSQL: "SELECT pg_advisory_unlock(\(packKey(id)))"), logger: index.logger).wait()
+    }
+
+    /// A claim on pack `id` (see `PackBackend.claim`), or nil while any node holds it. The
+    /// claim keeps a pooled connection with the lock until it is released.
+    package func claimPack(_ id: UInt64, size: () throws -> UInt64?) throws -> PackClaim? {
+        let connection = try index.pool.take()
+        let key = packKey(id)
+        do {
+            let got = try connection.query(PostgresQuery(unsafeSQL: "SELECT pg_try_advisory_lock(\(key))"), logger: index.logger)
+                .wait().first { _ in true }?.decode(Bool.self) ?? false
+            guard got else {
+                index.pool.release(connection, broken: false)
+                return nil
+            }
+        } catch {
+            index.pool.release(connection, broken: true)
+            throw PostgresIndex.storeError(error, doing: "claim pack \(String(id, radix: 16))")
+        }
+        let holder = PackClaimHolder(pool: index.pool, connection: connection, key: key, logger: index.logger)
+        guard let size = try size() else { return nil } // gone meanwhile: the holder unlocks
+        return PackClaim(id: id, size: size, holder: holder)
     }
 
     package func isAlive(token: UInt64) -> Bool {
@@ -55,13 +114,7 @@ package final class PostgresCoordination: StoreCoordination, @unchecked Sendable
         let ours = session.map { $0.token == token && !$0.connection.isClosed } ?? false
         lock.unlock()
         if ours { return true }
-        // A bigint advisory key shows in pg_locks as classid (high half) and objid (low half).
-        let key = UInt64(bitPattern: livenessKey(token))
-        let sql = """
-            SELECT count(*)::int8 FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1 \
-            AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
-            AND classid = \(key >> 32)::int8::oid AND objid = \(key & 0xffff_ffff)::int8::oid
-            """
+        let sql = PostgresIndex.countHoldersSQL(livenessKey(token))
         do {
             let held = try index.withConnection { connection in
                 try connection.query(PostgresQuery(unsafeSQL: sql), logger: index.logger).wait().first { _ in true }?.decode(Int64.self) ?? 0
@@ -89,6 +142,30 @@ package final class PostgresCoordination: StoreCoordination, @unchecked Sendable
             // which closes the connection and so drops the lock.
             _ = try connection.query(PostgresQuery(unsafeSQL: "SELECT pg_advisory_unlock(\(maintenanceKey))"), logger: index.logger).wait()
             return try outcome.get()
+        }
+    }
+}
+
+/// Keeps a claim's advisory lock and its connection; unlocks and returns it when released.
+final class PackClaimHolder: @unchecked Sendable {
+    let pool: PostgresConnectionPool
+    let connection: PostgresConnection
+    let key: Int64
+    let logger: Logger
+
+    init(pool: PostgresConnectionPool, connection: PostgresConnection, key: Int64, logger: Logger) {
+        self.pool = pool
+        self.connection = connection
+        self.key = key
+        self.logger = logger
+    }
+
+    deinit {
+        do {
+            _ = try connection.query(PostgresQuery(unsafeSQL: "SELECT pg_advisory_unlock(\(key))"), logger: logger).wait()
+            pool.release(connection, broken: false)
+        } catch {
+            pool.release(connection, broken: true) // closing it drops the lock
         }
     }
 }

@@ -25,6 +25,10 @@ package final class PostgresIndex: IndexEngine, @unchecked Sendable {
     let writerLockKey: Int64
     /// `"schema"."database"` for every database, quoted once.
     let tables: [String: String]
+    /// Once this process holds a liveness lock (see `PostgresCoordination`): its key, checked
+    /// by every write transaction under the writer lock, and what to do when it is gone.
+    private var writeGuard: (key: Int64, lost: @Sendable () -> Void)?
+    private let guardLock = NSLock()
 
     /// Connects and creates the schema and its tables when missing (idempotent, and safe
     /// when several nodes start at once: it runs under the writer lock).
@@ -57,6 +61,7 @@ package final class PostgresIndex: IndexEngine, @unchecked Sendable {
             if writing {
                 try transaction.execute("BEGIN")
                 try transaction.execute("SELECT pg_advisory_xact_lock(\(writerLockKey))")
+                try checkWriteGuard(transaction)
             } else {
                 try transaction.execute("BEGIN TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             }
@@ -83,6 +88,29 @@ package final class PostgresIndex: IndexEngine, @unchecked Sendable {
         }
     }
 
+    /// Makes every later write transaction check that the lock `key` is still held: a
+    /// process whose session died was judged dead by the other nodes (its leases ended, its
+    /// packs unlocked), so it must not commit anything that relied on them.
+    func guardWrites(withLockHeldAt key: Int64, lost: @escaping @Sendable () -> Void) {
+        guardLock.lock()
+        writeGuard = (key, lost)
+        guardLock.unlock()
+    }
+
+    private func checkWriteGuard(_ transaction: PostgresTransaction) throws {
+        guardLock.lock()
+        let current = writeGuard
+        guardLock.unlock()
+        guard let current else { return }
+        let held = try transaction.count(PostgresIndex.countHoldersSQL(current.key))
+        guard held == 0 else { return }
+        guardLock.lock()
+        if writeGuard?.key == current.key { writeGuard = nil }
+        guardLock.unlock()
+        current.lost()
+        throw BlobStoreError(.unavailable, "this node lost its session with the index database (its leases and pack locks ended); retry")
+    }
+
     /// PostgreSQL frees a dead client's locks and transactions itself.
     package func clearStaleReaders() -> Int { 0 }
 
@@ -96,6 +124,17 @@ package final class PostgresIndex: IndexEngine, @unchecked Sendable {
     func table(_ db: String) -> String {
         guard let table = tables[db] else { preconditionFailure("no index database named \(db)") }
         return table
+    }
+
+    /// How many sessions hold the advisory lock `key` in this database: a bigint key shows
+    /// in `pg_locks` as classid (its high half) and objid (its low half).
+    static func countHoldersSQL(_ key: Int64) -> String {
+        let bits = UInt64(bitPattern: key)
+        return """
+            SELECT count(*)::int8 FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1 \
+            AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+            AND classid = \(bits >> 32)::int8::oid AND objid = \(bits & 0xffff_ffff)::int8::oid
+            """
     }
 
     /// FNV-1a of a name: a stable 64-bit advisory lock key.

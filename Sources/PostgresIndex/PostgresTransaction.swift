@@ -28,6 +28,14 @@ package final class PostgresTransaction: IndexTransactionHandle {
         _ = try run(PostgresQuery(unsafeSQL: sql, binds: binds))
     }
 
+    /// Runs a query whose one row holds one bigint.
+    func count(_ sql: String) throws -> Int64 {
+        let result = try run(PostgresQuery(unsafeSQL: sql))
+        do { return try result.first { _ in true }?.decode(Int64.self) ?? 0 } catch {
+            throw BlobStoreError(.index, "\(sql.prefix(40)): \(error)")
+        }
+    }
+
     private func run(_ query: PostgresQuery) throws -> PostgresQueryResult {
         do {
             return try connection.query(query, logger: index.logger).wait()

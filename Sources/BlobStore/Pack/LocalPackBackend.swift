@@ -25,9 +25,14 @@ public final class LocalPackBackend: PackBackend, @unchecked Sendable {
     /// Past this many cached read handles, those of removed packs are dropped on the next open.
     private static let readHandleSweep = 256
 
-    public init(directory: String, sizeLimit: UInt64) {
+    /// Whether a new writer may adopt a half-empty pack it finds unlocked. Off for a
+    /// staging folder whose sealed packs are on their way to object storage.
+    let adoptsPacks: Bool
+
+    public init(directory: String, sizeLimit: UInt64, adoptsPacks: Bool = true) {
         self.directory = directory
         self.sizeLimit = sizeLimit
+        self.adoptsPacks = adoptsPacks
     }
 
     public func path(for id: UInt64) -> String { directory + "/" + PackFormat.fileName(for: id) }
@@ -211,7 +216,7 @@ public final class LocalPackBackend: PackBackend, @unchecked Sendable {
     /// The pack this process appends to, adopting or creating one on first use. Lock held.
     private func currentPack() throws -> (id: UInt64, handle: FileHandle, size: UInt64) {
         if let current { return current }
-        let pack = try adoptPack() ?? createPack()
+        let pack = try (adoptsPacks ? adoptPack() : nil) ?? createPack()
         current = pack
         locked[pack.id] = (pack.handle, [])
         return pack

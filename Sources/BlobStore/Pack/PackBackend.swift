@@ -69,7 +69,7 @@ public final class PackClaim: @unchecked Sendable {
     public let size: UInt64
     let holder: AnyObject
 
-    init(id: UInt64, size: UInt64, holder: AnyObject) {
+    package init(id: UInt64, size: UInt64, holder: AnyObject) {
         self.id = id
         self.size = size
         self.holder = holder
