@@ -26,6 +26,7 @@ let package = Package(
         .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.0"),
         .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.4.0"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
@@ -43,6 +44,19 @@ let package = Package(
             ]
         ),
         .target(name: "GC", dependencies: ["BlobStore"]),
+        // An S3 client for cluster mode (issue 14): pack files as objects in Ceph's radosgw.
+        // SHA-256, HMAC-SHA256 and MD5 come from libcrypto (CCrypto), which the store already
+        // links, rather than swift-crypto, whose build costs minutes on 2 cores.
+        .target(
+            name: "ObjectStorage",
+            dependencies: [
+                "CCrypto",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .target(
             name: "BlobRegistry",
             dependencies: [
@@ -128,7 +142,7 @@ let package = Package(
         .testTarget(
             name: "BlobStoreTests",
             dependencies: [
-                "BlobStore", "GC", "BlobVolumes", "blobctl", "CSIProtocol", "ContainerdProtocol",
+                "BlobStore", "GC", "BlobVolumes", "blobctl", "CSIProtocol", "ContainerdProtocol", "ObjectStorage",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
             ]
