@@ -11,3 +11,6 @@ if ! command -v dockerd >/dev/null 2>&1 || ! command -v podman >/dev/null 2>&1; 
 	apt_install docker.io containerd runc podman
 fi
 python3 -c 'import oras' >/dev/null 2>&1 || python3 -m pip install --quiet --disable-pip-version-check oras
+# Ceph (Debian's 16.2: mon, OSD, radosgw) for S3ClientCephTests, which start a single-node
+# cluster with shared/services/start-ceph.sh; the list is the one that script's header gives.
+command -v radosgw >/dev/null 2>&1 || apt_install ceph-mon ceph-osd ceph-mgr radosgw ceph-common uuid-runtime curl
