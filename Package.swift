@@ -27,6 +27,7 @@ let package = Package(
         .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.4.0"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
@@ -44,6 +45,19 @@ let package = Package(
             ]
         ),
         .target(name: "GC", dependencies: ["BlobStore"]),
+        // An S3 client for cluster mode (issue 14): pack files as objects in Ceph's radosgw.
+        // SHA-256, HMAC-SHA256 and MD5 come from libcrypto (CCrypto), which the store already
+        // links, rather than swift-crypto, whose build costs minutes on 2 cores.
+        .target(
+            name: "ObjectStorage",
+            dependencies: [
+                "CCrypto",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // Cluster mode's index engine: the store's databases in PostgreSQL (see IndexEngine).
         .target(
             name: "PostgresIndex",
@@ -55,8 +69,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        // Cluster mode: opens a Store over the PostgreSQL index and shared packs.
-        .target(name: "ClusterStore", dependencies: ["BlobStore", "PostgresIndex", .product(name: "Logging", package: "swift-log")]),
+        // Cluster mode: opens a Store over the PostgreSQL index and shared packs (a folder or S3).
+        .target(name: "ClusterStore", dependencies: ["BlobStore", "PostgresIndex", "ObjectStorage", .product(name: "Logging", package: "swift-log")]),
         .target(
             name: "BlobRegistry",
             dependencies: [
@@ -142,7 +156,7 @@ let package = Package(
         .testTarget(
             name: "BlobStoreTests",
             dependencies: [
-                "BlobStore", "GC", "BlobVolumes", "blobctl", "CSIProtocol", "ContainerdProtocol", "PostgresIndex", "ClusterStore",
+                "BlobStore", "GC", "BlobVolumes", "blobctl", "CSIProtocol", "ContainerdProtocol", "PostgresIndex", "ClusterStore", "ObjectStorage",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
             ]

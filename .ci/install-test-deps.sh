@@ -14,3 +14,6 @@ python3 -c 'import oras' >/dev/null 2>&1 || python3 -m pip install --quiet --dis
 # Cluster mode's index (PostgresIndexTests, ClusterStoreTests): PostgreSQL 15; each test
 # runs its own server in a temporary folder, so Debian's service is not needed.
 [ -x /usr/lib/postgresql/15/bin/postgres ] || apt_install postgresql-15
+# Ceph (Debian's 16.2: mon, OSD, radosgw) for S3ClientCephTests, which start a single-node
+# cluster with shared/services/start-ceph.sh; the list is the one that script's header gives.
+command -v radosgw >/dev/null 2>&1 || apt_install ceph-mon ceph-osd ceph-mgr radosgw ceph-common uuid-runtime curl

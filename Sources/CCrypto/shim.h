@@ -5,6 +5,10 @@
 // in another process. libcrypto dispatches to the CPU's SHA instructions either way.
 #define OPENSSL_SUPPRESS_DEPRECATED 1
 #include <openssl/sha.h>
+// HMAC-SHA256 and MD5 for the S3 client (ObjectStorage): SigV4 signing keys and the
+// Content-MD5 that DeleteObjects requires. One-shot EVP/HMAC calls, no state kept.
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <stdint.h>
 #include <stddef.h>
 #include <string.h>
