@@ -21,14 +21,20 @@ extension S3Client {
         return failures
     }
 
+    /// The Content-MD5 header value for `body`: base64 of its MD5.
+    public static func contentMD5(_ body: [UInt8]) -> String {
+        Data(Digests.md5(body)).base64EncodedString()
+    }
+
     private func deleteBatch(_ keys: ArraySlice<String>) throws -> [S3DeleteFailure] {
         // Quiet mode: the answer lists only the failures.
         var xml = "<Delete><Quiet>true</Quiet>"
         for key in keys { xml += "<Object><Key>\(XMLNode.escape(key))</Key></Object>" }
         xml += "</Delete>"
         let body = Array(xml.utf8)
-        // S3 requires Content-MD5 on this request (radosgw checks it when present).
-        let md5 = Data(Digests.md5(body)).base64EncodedString()
+        // AWS requires Content-MD5 on this request; radosgw 16.2 neither requires nor
+        // checks it, but another S3 would refuse the request without it.
+        let md5 = Self.contentMD5(body)
         let reply = try perform(Call(method: .POST, key: nil, query: [("delete", "")],
                                      headers: [("content-md5", md5), ("content-type", "application/xml")],
                                      body: ByteBuffer(bytes: body)))
