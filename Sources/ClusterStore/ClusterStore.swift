@@ -1,6 +1,7 @@
 import BlobStore
 import Foundation
 import Logging
+import ObjectStorage
 import PostgresIndex
 
 /// Opens and creates stores in cluster mode: the index in PostgreSQL, the packs where the
@@ -16,13 +17,15 @@ public enum ClusterStore {
         try storeConfig.validate()
         let index = try PostgresIndex(settings: cluster.index, databaseNames: Store.databaseNames, logger: logger)
         let encoded = try encode(storeConfig)
+        // The packs' place first (the bucket created), then the config that makes the store exist.
+        let store = try assemble(cluster, storeConfig, index, logger, creating: true)
         try index.write { txn in
             if try txn.get("meta", configKey) != nil {
                 throw BlobStoreError(.alreadyExists, "a store already exists in \(cluster.index.schema) at \(try cluster.index.endpoint().display)")
             }
             try txn.put("meta", configKey, encoded)
         }
-        return try assemble(cluster, storeConfig, index, logger)
+        return store
     }
 
     /// Opens the cluster's store on this node.
@@ -64,13 +67,31 @@ public enum ClusterStore {
         return Array(try encoder.encode(config))
     }
 
-    private static func assemble(_ cluster: ClusterConfig, _ storeConfig: StoreConfig, _ index: PostgresIndex, _ logger: Logger) throws -> Store {
-        let packsDirectory = cluster.packs.directory!
-        if mkdir(packsDirectory, 0o755) != 0 && errno != EEXIST {
-            throw BlobStoreError(.io, "create the packs folder \(packsDirectory): \(String(cString: strerror(errno)))")
+    private static func assemble(_ cluster: ClusterConfig, _ storeConfig: StoreConfig, _ index: PostgresIndex, _ logger: Logger,
+                                 creating: Bool = false) throws -> Store {
+        let coordination = PostgresCoordination(index: index)
+        let packs: any PackBackend
+        if let s3 = cluster.packs.s3 {
+            let client: S3Client
+            do {
+                client = try S3Client(configuration: S3Configuration(endpoint: s3.endpoint, region: s3.region, bucket: s3.bucket,
+                                                                     accessKey: s3.accessKey, secretKey: s3.secretKey, pathStyle: s3.pathStyle),
+                                      logger: logger)
+                if creating { try client.createBucket() }
+            } catch {
+                throw ObjectStorePackBackend.storeError(error, doing: "object storage at \(s3.endpoint)")
+            }
+            packs = try ObjectStorePackBackend(client: client, prefix: s3.prefix, nodeDirectory: cluster.node.directory,
+                                               sizeLimit: storeConfig.packSizeLimit, cacheBytes: s3.cacheMiB << 20,
+                                               locks: coordination, logger: logger)
+        } else {
+            let directory = cluster.packs.directory!
+            if mkdir(directory, 0o755) != 0 && errno != EEXIST {
+                throw BlobStoreError(.io, "create the packs folder \(directory): \(String(cString: strerror(errno)))")
+            }
+            packs = LocalPackBackend(directory: directory, sizeLimit: storeConfig.packSizeLimit)
         }
-        let packs = LocalPackBackend(directory: packsDirectory, sizeLimit: storeConfig.packSizeLimit)
         return try Store.assemble(root: cluster.node.directory, config: storeConfig, index: index, packs: packs,
-                                 coordination: PostgresCoordination(index: index), logger: logger)
+                                  coordination: coordination, logger: logger)
     }
 }

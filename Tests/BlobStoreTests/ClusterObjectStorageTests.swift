@@ -1,0 +1,154 @@
+import BlobStore
+import Foundation
+import ObjectStorage
+import XCTest
+
+/// Cluster mode as the issue describes it: `blobctl serve` nodes over a real PostgreSQL
+/// index and pack objects in a real Ceph (radosgw), each node with its own folder.
+final class ClusterObjectStorageTests: XCTestCase {
+    nonisolated(unsafe) private static var ceph: Result<CephCluster, Error>?
+
+    override class func setUp() {
+        super.setUp()
+        ceph = Result { try CephCluster.start() }
+    }
+
+    override class func tearDown() {
+        if case .success(let c)? = ceph { c.stop() }
+        ceph = nil
+        super.tearDown()
+    }
+
+    private struct Cluster {
+        let postgres: PostgresServer
+        let ceph: CephCluster
+        let bucket: String
+        let directory: String
+        let configs: [String]
+        var client: S3Client { get throws { try ceph.client(bucket: bucket) } }
+    }
+
+    private func makeCluster(nodes: Int) throws -> Cluster {
+        let ceph: CephCluster
+        do { ceph = try XCTUnwrap(Self.ceph).get() } catch {
+            XCTFail("\(error)") // CI installs Ceph: its absence is a broken setup, not a skip
+            throw error
+        }
+        let postgres = try PostgresServer(self)
+        let directory = try makeTemporaryDirectory(self)
+        let bucket = "cluster-" + UUID().uuidString.prefix(8).lowercased()
+        let schema = "s_" + UUID().uuidString.prefix(8).lowercased().replacingOccurrences(of: "-", with: "")
+        var configs: [String] = []
+        for n in 0..<nodes {
+            let config: [String: Any] = [
+                "index": ["url": postgres.url, "schema": schema],
+                "packs": ["s3": ["endpoint": ceph.endpoint, "bucket": bucket, "accessKey": CephCluster.accessKey,
+                                 "secretKey": CephCluster.secretKey, "region": CephCluster.region, "cacheMiB": 64]],
+                "node": ["directory": directory + "/node\(n)"],
+            ]
+            let path = directory + "/node\(n).json"
+            try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted]).write(to: URL(fileURLWithPath: path))
+            configs.append(path)
+        }
+        let created = try runBlobctl(["init", "--cluster", configs[0]])
+        XCTAssertEqual(created.status, 0, created.stderr)
+        return Cluster(postgres: postgres, ceph: ceph, bucket: bucket, directory: directory, configs: configs)
+    }
+
+    private func bucketBytes(_ cluster: Cluster) throws -> Int {
+        try cluster.client.list(prefix: "packs/").reduce(0) { $0 + $1.size }
+    }
+
+    /// Three nodes on Ceph: concurrent pushes of images sharing a base layer through all
+    /// three while `gc` runs on one; every image pulls back through another node, the base
+    /// is stored once, fsck is healthy; a deleted image's bytes leave the bucket at the next
+    /// collection.
+    func testThreeNodesOnCephShareImagesAndFreeADeletedImagesBytes() throws {
+        let cluster = try makeCluster(nodes: 3)
+        // Pushed blobs are held 5 s for their manifest (instead of an hour), so the test can
+        // see a deleted image's bytes go.
+        let nodes = try cluster.configs.map { try RegistryProcess(self, config: #"{"gc":{"uploadLeaseSeconds":5}}"#, storePath: $0) }
+        var random = TestRandom(seed: 14_020)
+        let base = try ImageFixture.layer([("base", random.bytes(1_500_000))])
+        let images = try (0..<9).map { i in
+            ImageFixture(layers: [base, try ImageFixture.layer([("app\(i)", random.bytes(300_000 + i))])], label: "app-\(i)")
+        }
+        let failures = LockedList()
+        let pushing = DispatchGroup()
+        pushing.enter()
+        DispatchQueue.global().async {
+            DispatchQueue.concurrentPerform(iterations: images.count) { i in
+                do { try nodes[i % 3].pushImage("team/app\(i)", tag: "v1", images[i]) } catch { failures.append("push \(i): \(error)") }
+            }
+            pushing.leave()
+        }
+        var collections = 0
+        while pushing.wait(timeout: .now()) == .timedOut {
+            let gc = try runBlobctl(["--store", cluster.configs[2], "gc", "--json"])
+            if gc.status != 0 { failures.append("gc: \(gc.stderr)") }
+            collections += 1
+        }
+        XCTAssertEqual(failures.items, [])
+        XCTAssertGreaterThan(collections, 0)
+
+        for (i, image) in images.enumerated() {
+            let node = nodes[(i + 1) % 3]
+            let manifest = try node.request("GET", "/v2/team/app\(i)/manifests/v1", headers: ["Accept": "application/vnd.oci.image.manifest.v1+json"])
+            XCTAssertEqual(manifest.body, image.manifest, "app\(i)")
+            for blob in [image.config] + image.layers {
+                XCTAssertEqual(try node.request("GET", "/v2/team/app\(i)/blobs/\(blob.sha256)").body, blob, "app\(i) through node \((i + 1) % 3)")
+            }
+        }
+        let unique = Set(images.flatMap(\.blobs)).reduce(0) { $0 + $1.count }
+        let stored = try bucketBytes(cluster)
+        XCTAssertLessThan(stored, unique + unique / 10, "the 1.5 MB base layer is in the bucket once, not nine times")
+        XCTAssertTrue(try runBlobctl(["--store", cluster.configs[1], "fsck"]).stdout.contains("healthy"))
+
+        // Delete one image through the registry: once its blobs' upload hold has passed, its
+        // own layer leaves the bucket at the next collection (its packs compacted or removed).
+        let doomed = images[4]
+        XCTAssertEqual(try nodes[0].request("DELETE", "/v2/team/app4/manifests/\(doomed.manifestDigest)").status, 202)
+        let deleted = Date()
+        var after = stored
+        while after > stored - 250_000 && Date().timeIntervalSince(deleted) < 60 {
+            usleep(500_000)
+            let gc = try runBlobctl(["--store", cluster.configs[1], "gc", "--json"])
+            XCTAssertEqual(gc.status, 0, gc.stderr)
+            after = try bucketBytes(cluster)
+        }
+        print("a deleted image's layer left the bucket \(String(format: "%.1f", Date().timeIntervalSince(deleted))) s after its DELETE (upload hold 5 s)")
+        XCTAssertLessThan(after, stored - 250_000, "app4's 300 kB layer was freed in the bucket (\(stored) → \(after) bytes)")
+        XCTAssertEqual(try nodes[2].request("GET", "/v2/team/app4/blobs/\(doomed.layers[1].sha256)").status, 404)
+        XCTAssertEqual(try nodes[2].request("GET", "/v2/team/app5/blobs/\(images[5].layers[1].sha256)").body, images[5].layers[1])
+    }
+
+    /// A node killed with SIGKILL mid-upload: the others keep serving, what was committed
+    /// stays whole, the store stays healthy after a collection.
+    func testANodeKilledMidUploadLosesNothingCommitted() throws {
+        let cluster = try makeCluster(nodes: 2)
+        let survivor = try RegistryProcess(self, storePath: cluster.configs[0])
+        let victim = try RegistryProcess(self, storePath: cluster.configs[1])
+        let committed = try registryImage(seed: 14_021, layerCount: 2, layerBytes: 500_000)
+        try victim.pushImage("team/kept", tag: "v1", committed)
+
+        // A chunked upload left half done on the victim, then the victim dies.
+        var random = TestRandom(seed: 14_022)
+        let start = try victim.request("POST", "/v2/team/half/blobs/uploads/")
+        XCTAssertEqual(start.status, 202)
+        let location = try XCTUnwrap(start.header("Location"))
+        let patch = try victim.request("PATCH", location, headers: ["Content-Type": "application/octet-stream"], body: random.bytes(2_000_000))
+        XCTAssertEqual(patch.status, 202)
+        victim.killHard()
+
+        for blob in [committed.config] + committed.layers {
+            XCTAssertEqual(try survivor.request("GET", "/v2/team/kept/blobs/\(blob.sha256)").body, blob)
+        }
+        try survivor.pushImage("team/after", tag: "v1", try registryImage(seed: 14_023))
+        let gc = try runBlobctl(["--store", cluster.configs[0], "gc", "--json"])
+        XCTAssertEqual(gc.status, 0, gc.stderr)
+        for blob in [committed.config] + committed.layers {
+            XCTAssertEqual(try survivor.request("GET", "/v2/team/kept/blobs/\(blob.sha256)").body, blob, "after gc")
+        }
+        XCTAssertTrue(try runBlobctl(["--store", cluster.configs[0], "fsck"]).stdout.contains("healthy"))
+    }
+}
