@@ -152,3 +152,59 @@ final class ClusterObjectStorageTests: XCTestCase {
         XCTAssertTrue(try runBlobctl(["--store", cluster.configs[0], "fsck"]).stdout.contains("healthy"))
     }
 }
+
+/// Ceph losing an OSD under a pull storm: with 3 OSDs keeping 3 copies, pulls go on.
+final class ClusterOSDLossTests: XCTestCase {
+    func testPullsGoOnWhenAnOSDDies() throws {
+        let ceph: CephCluster
+        do { ceph = try CephCluster.start(osds: 3, replicas: 3) } catch {
+            XCTFail("\(error)")
+            throw error
+        }
+        addTeardownBlock { ceph.stop() }
+        let postgres = try PostgresServer(self)
+        let directory = try makeTemporaryDirectory(self)
+        let config: [String: Any] = [
+            "index": ["url": postgres.url, "schema": "osdloss"],
+            // The smallest block cache, so the storm keeps reading from Ceph.
+            "packs": ["s3": ["endpoint": ceph.endpoint, "bucket": "osdloss", "accessKey": CephCluster.accessKey,
+                             "secretKey": CephCluster.secretKey, "region": CephCluster.region, "cacheMiB": 16]],
+            "node": ["directory": directory + "/node"],
+        ]
+        let path = directory + "/node.json"
+        try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: path))
+        XCTAssertEqual(try runBlobctl(["init", "--cluster", path]).status, 0)
+        let node = try RegistryProcess(self, storePath: path)
+        let image = try registryImage(seed: 14_030, layerCount: 4, layerBytes: 8_000_000)
+        try node.pushImage("team/big", tag: "v1", image)
+
+        let failures = LockedList()
+        let pulls = LockedList()
+        let storm = DispatchGroup()
+        let stop = Date().addingTimeInterval(8)
+        for worker in 0..<6 {
+            storm.enter()
+            DispatchQueue.global().async {
+                var n = worker
+                while Date() < stop {
+                    let blob = image.layers[n % image.layers.count]
+                    do {
+                        let r = try node.request("GET", "/v2/team/big/blobs/\(blob.sha256)", timeout: 60)
+                        if r.status != 200 || r.body != blob { failures.append("\(r.status) for layer \(n % image.layers.count)") }
+                        pulls.append("ok")
+                    } catch { failures.append("\(error)") }
+                    n += 1
+                }
+                storm.leave()
+            }
+        }
+        Thread.sleep(forTimeInterval: 2)
+        try ceph.killOneOSD()
+        storm.wait()
+        XCTAssertEqual(failures.items, [], "every pull during the OSD loss came back whole")
+        XCTAssertGreaterThan(pulls.items.count, 12)
+        print("pull storm: \(pulls.items.count) pulls of 8 MB layers in 8 s, one OSD of 3 killed after 2 s, \(failures.items.count) failed")
+        // And writes go on with a replica missing.
+        try node.pushImage("team/after", tag: "v1", try registryImage(seed: 14_031))
+    }
+}

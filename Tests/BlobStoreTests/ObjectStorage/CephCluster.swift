@@ -40,7 +40,8 @@ final class CephCluster: @unchecked Sendable {
         return found
     }
 
-    static func start() throws -> CephCluster {
+    /// A cluster of `osds` memstore OSDs keeping `replicas` copies of each object.
+    static func start(osds: Int = 1, replicas: Int = 1) throws -> CephCluster {
         let path = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":")
         let missing = ["ceph-mon", "ceph-osd", "radosgw", "radosgw-admin", "ceph", "monmaptool", "uuidgen", "curl"]
             .filter { tool in !path.contains { FileManager.default.isExecutableFile(atPath: "\($0)/\(tool)") } }
@@ -48,10 +49,10 @@ final class CephCluster: @unchecked Sendable {
             throw RegistryTestError("Ceph is not installed (missing \(missing.joined(separator: ", "))): run `\(installCommand)`"
                                     + " (.ci/install-test-deps.sh does it in CI)")
         }
-        return try CephCluster(script: try script())
+        return try CephCluster(script: try script(), osds: osds, replicas: replicas)
     }
 
-    private init(script: String) throws {
+    private init(script: String, osds: Int, replicas: Int) throws {
         root = "/tmp/bs-ceph-" + String(UUID().uuidString.prefix(8)).lowercased()
         directory = root + "/cluster"
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
@@ -66,7 +67,7 @@ final class CephCluster: @unchecked Sendable {
             // among them): the wrapper closes all but 0-2 before running the script.
             let closeInherited = #"for fd in /proc/$$/fd/*; do n=${fd##*/}; [ "$n" -gt 2 ] && eval "exec $n>&-"; done 2>/dev/null; exec /bin/bash "$0""#
             status = try runDetaching(["/bin/bash", "-c", closeInherited, script], environment: [
-                "DIR": directory, "NOSD": "1", "OBJSTORE": "memstore", "POOL_SIZE": "1", "WITH_MGR": "0",
+                "DIR": directory, "NOSD": String(osds), "OBJSTORE": "memstore", "POOL_SIZE": String(replicas), "WITH_MGR": "0",
                 "RGW_PORT": String(rgwPort), "MON_PORT": String(monPort), "WAIT_S": "90",
             ], log: log, timeout: 150)
         } catch {
@@ -89,6 +90,16 @@ final class CephCluster: @unchecked Sendable {
                                             accessKey: Self.accessKey, secretKey: secretKey, pathStyle: true)
         tune(&configuration)
         return try S3Client(configuration: configuration)
+    }
+
+    /// Kills one OSD daemon (SIGKILL), as a lost disk or machine; returns its pid.
+    @discardableResult
+    func killOneOSD() throws -> pid_t {
+        let pids = ((try? String(contentsOfFile: "\(directory)/pids.osd", encoding: .utf8)) ?? "")
+            .split(whereSeparator: \.isWhitespace).compactMap { pid_t($0) }.filter(Self.isCeph)
+        guard let victim = pids.last else { throw RegistryTestError("no running OSD to kill") }
+        kill(victim, SIGKILL)
+        return victim
     }
 
     /// Stops the daemons, radosgw first and the monitor last (as the script's header
