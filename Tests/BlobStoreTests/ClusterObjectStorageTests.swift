@@ -122,6 +122,48 @@ final class ClusterObjectStorageTests: XCTestCase {
         XCTAssertEqual(try nodes[2].request("GET", "/v2/team/app5/blobs/\(images[5].layers[1].sha256)").body, images[5].layers[1])
     }
 
+    /// Nodes are interchangeable: one added and one removed (taken out of rotation, then
+    /// stopped) while pushes run, with no resharding and no failed request; every image then
+    /// pulls back whole through the node that joined last.
+    func testNodesComeAndGoWhilePushesRun() throws {
+        let cluster = try makeCluster(nodes: 3)
+        let first = try RegistryProcess(self, storePath: cluster.configs[0])
+        let second = try RegistryProcess(self, storePath: cluster.configs[1])
+        let rotation = LockedNodes([first, second])
+        let images = try (0..<12).map { try registryImage(seed: 14_040 + UInt64($0), layerCount: 2, layerBytes: 200_000) }
+        let failures = LockedList()
+        let pushing = DispatchGroup()
+        pushing.enter()
+        DispatchQueue.global().async {
+            DispatchQueue.concurrentPerform(iterations: images.count) { i in
+                usleep(UInt32(i) * 150_000) // spread over the joins and leaves
+                // Each request goes to whichever node the balancer picks at that moment.
+                do {
+                    for blob in [images[i].config] + images[i].layers { try rotation.send { try $0.pushBlob("team/svc\(i)", blob) } }
+                    try rotation.send { node in
+                        let r = try node.pushManifest("team/svc\(i)", "v1", images[i].manifest)
+                        if r.status != 201 { throw RegistryTestError("manifest: \(r.status) \(r.text)") }
+                    }
+                } catch { failures.append("push \(i): \(error)") }
+            }
+            pushing.leave()
+        }
+        usleep(400_000)
+        let joined = try RegistryProcess(self, storePath: cluster.configs[2])
+        rotation.add(joined)
+        usleep(400_000)
+        rotation.remove(first)
+        first.stop() // graceful: what it was serving finishes
+        pushing.wait()
+        XCTAssertEqual(failures.items, [])
+        for (i, image) in images.enumerated() {
+            XCTAssertEqual(try joined.request("GET", "/v2/team/svc\(i)/manifests/v1", headers: ["Accept": "application/vnd.oci.image.manifest.v1+json"]).body, image.manifest)
+            for blob in [image.config] + image.layers {
+                XCTAssertEqual(try joined.request("GET", "/v2/team/svc\(i)/blobs/\(blob.sha256)").body, blob, "svc\(i)")
+            }
+        }
+    }
+
     /// A node killed with SIGKILL mid-upload: the others keep serving, what was committed
     /// stays whole, the store stays healthy after a collection.
     func testANodeKilledMidUploadLosesNothingCommitted() throws {
@@ -206,5 +248,29 @@ final class ClusterOSDLossTests: XCTestCase {
         print("pull storm: \(pulls.items.count) pulls of 8 MB layers in 8 s, one OSD of 3 killed after 2 s, \(failures.items.count) failed")
         // And writes go on with a replica missing.
         try node.pushImage("team/after", tag: "v1", try registryImage(seed: 14_031))
+    }
+}
+
+
+/// The nodes a load balancer would send requests to, changed while requests run.
+final class LockedNodes: @unchecked Sendable {
+    private let lock = NSLock()
+    private var nodes: [RegistryProcess]
+    init(_ nodes: [RegistryProcess]) { self.nodes = nodes }
+    func pick(_ n: Int) -> RegistryProcess { lock.lock(); defer { lock.unlock() }; return nodes[n % nodes.count] }
+    func add(_ node: RegistryProcess) { lock.lock(); nodes.append(node); lock.unlock() }
+    func remove(_ node: RegistryProcess) { lock.lock(); nodes.removeAll { $0 === node }; lock.unlock() }
+    func contains(_ node: RegistryProcess) -> Bool { lock.lock(); defer { lock.unlock() }; return nodes.contains { $0 === node } }
+
+    /// Sends one request through a picked node; a node taken out of rotation between the
+    /// pick and the connect is skipped, as a balancer retries a refused connection elsewhere.
+    func send(_ request: (RegistryProcess) throws -> Void) throws {
+        var attempt = Int.random(in: 0..<1000)
+        while true {
+            let node = pick(attempt)
+            do { return try request(node) } catch where !contains(node) && "\(error)".contains("errno 111") {
+                attempt += 1
+            }
+        }
     }
 }
