@@ -166,7 +166,8 @@ final class ObjectStorePackBackend: PackBackend, @unchecked Sendable {
     func read(pack id: UInt64, at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         if access(staging.path(for: id), F_OK) == 0, let n = try? staging.read(pack: id, at: offset, into: buffer) { return n }
         do {
-            return try cache.read(pack: id, at: offset, into: buffer) { range in try client.get(key: key(id), range: range) }
+            let client = client, key = key(id)
+            return try cache.read(pack: id, at: offset, into: buffer) { range in try client.get(key: key, range: range) }
         } catch let error as S3Error where error.status == 416 {
             return 0 // past the end, as pread says
         } catch {
