@@ -38,23 +38,21 @@ final class PostgresConnectionPool: @unchecked Sendable {
             return try take()
         }
         open += 1
-        nextID += 1
-        let id = nextID
         condition.unlock()
         do {
-            return try PostgresConnection.connect(on: MultiThreadedEventLoopGroup.singleton.next(), configuration: configuration(),
-                                                  id: id, logger: logger).wait()
+            return try connect()
         } catch {
             condition.lock()
             open -= 1
             condition.signal()
             condition.unlock()
-            throw PostgresIndex.storeError(error, doing: "connect to the index at \(endpoint.display)")
+            throw error
         }
     }
 
-    /// A connection outside the pool's count, for a lock held as long as the process runs.
-    func connectDedicated() throws -> PostgresConnection {
+    /// A new connection; `take` counts it in the pool, a caller holding a lock for as long
+    /// as the process runs uses it outside the pool.
+    func connect() throws -> PostgresConnection {
         condition.lock()
         nextID += 1
         let id = nextID

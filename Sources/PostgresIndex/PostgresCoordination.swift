@@ -38,7 +38,7 @@ package final class PostgresCoordination: StoreCoordination, @unchecked Sendable
         defer { lock.unlock() }
         if let session, !session.connection.isClosed { return session.token }
         session = nil
-        let connection = try index.pool.connectDedicated()
+        let connection = try index.pool.connect()
         let token = UInt64.random(in: 1...UInt64.max)
         do {
             _ = try connection.query(PostgresQuery(unsafeSQL: "SELECT pg_advisory_lock(\(livenessKey(token)))"), logger: index.logger).wait()

@@ -73,22 +73,8 @@ final class ClusterObjectStorageTests: XCTestCase {
         let images = try (0..<9).map { i in
             ImageFixture(layers: [base, try ImageFixture.layer([("app\(i)", random.bytes(300_000 + i))])], label: "app-\(i)")
         }
-        let failures = LockedList()
-        let pushing = DispatchGroup()
-        pushing.enter()
-        DispatchQueue.global().async {
-            DispatchQueue.concurrentPerform(iterations: images.count) { i in
-                do { try nodes[i % 3].pushImage("team/app\(i)", tag: "v1", images[i]) } catch { failures.append("push \(i): \(error)") }
-            }
-            pushing.leave()
-        }
-        var collections = 0
-        while pushing.wait(timeout: .now()) == .timedOut {
-            let gc = try runBlobctl(["--store", cluster.configs[2], "gc", "--json"])
-            if gc.status != 0 { failures.append("gc: \(gc.stderr)") }
-            collections += 1
-        }
-        XCTAssertEqual(failures.items, [])
+        let (failures, collections) = try pushConcurrentlyWhileCollecting(images, to: nodes, gcStore: cluster.configs[2])
+        XCTAssertEqual(failures, [])
         XCTAssertGreaterThan(collections, 0)
 
         for (i, image) in images.enumerated() {

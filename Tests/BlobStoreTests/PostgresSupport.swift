@@ -107,3 +107,25 @@ func freePort() throws -> Int {
     _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
     return Int(UInt16(bigEndian: address.sin_port))
 }
+
+/// Pushes `images[i]` as `team/app<i>:v1` through `nodes[i % nodes.count]`, all at once,
+/// while `blobctl gc` runs again and again on `gcStore`; returns what failed and how many
+/// collections ran meanwhile.
+func pushConcurrentlyWhileCollecting(_ images: [ImageFixture], to nodes: [RegistryProcess], gcStore: String) throws -> (failures: [String], collections: Int) {
+    let failures = LockedList()
+    let pushing = DispatchGroup()
+    pushing.enter()
+    DispatchQueue.global().async {
+        DispatchQueue.concurrentPerform(iterations: images.count) { i in
+            do { try nodes[i % nodes.count].pushImage("team/app\(i)", tag: "v1", images[i]) } catch { failures.append("push \(i): \(error)") }
+        }
+        pushing.leave()
+    }
+    var collections = 0
+    while pushing.wait(timeout: .now()) == .timedOut {
+        let gc = try runBlobctl(["--store", gcStore, "gc", "--json"])
+        if gc.status != 0 { failures.append("gc: \(gc.stderr)") }
+        collections += 1
+    }
+    return (failures.items, collections)
+}
