@@ -9,23 +9,37 @@ import PostgresIndex
 /// ordinary `Store`; nothing above it knows it is shared.
 public enum ClusterStore {
     /// The store's `StoreConfig`, kept in the index so every node chunks alike.
-    static let configKey = Array("storeConfig".utf8)
+    static let configKey = Store.storeConfigMetaKey
 
     /// Creates the cluster's store (its schema, tables and config); fails when it exists.
     public static func create(configPath: String, storeConfig: StoreConfig, logger: Logger) throws -> Store {
+        let created = try createUnpublished(configPath: configPath, storeConfig: storeConfig, logger: logger)
+        try created.publish()
+        return created.store
+    }
+
+    /// Creates the cluster's store without publishing it, for `blobctl migrate`: its schema,
+    /// tables and bucket exist, but no node opens it until `publish` writes its config, the
+    /// last step. A migration that died half-way left such a store behind; it is reused.
+    public static func createUnpublished(configPath: String, storeConfig: StoreConfig,
+                                         logger: Logger) throws -> (store: Store, publish: () throws -> Void) {
         let cluster = try load(configPath)
         try storeConfig.validate()
         let index = try PostgresIndex(settings: cluster.index, databaseNames: Store.databaseNames, logger: logger)
         let encoded = try encode(storeConfig)
+        let exists = { () throws -> BlobStoreError in
+            BlobStoreError(.alreadyExists, "a store already exists in \(cluster.index.schema) at \(try cluster.index.endpoint().display)")
+        }
+        if try index.read({ txn in try txn.get("meta", configKey) != nil }) { throw try exists() }
         // The packs' place first (the bucket created), then the config that makes the store exist.
         let store = try assemble(cluster, storeConfig, index, logger, creating: true)
-        try index.write { txn in
-            if try txn.get("meta", configKey) != nil {
-                throw BlobStoreError(.alreadyExists, "a store already exists in \(cluster.index.schema) at \(try cluster.index.endpoint().display)")
+        let publish = {
+            try index.write { txn in
+                if try txn.get("meta", configKey) != nil { throw try exists() }
+                try txn.put("meta", configKey, encoded)
             }
-            try txn.put("meta", configKey, encoded)
         }
-        return store
+        return (store, publish)
     }
 
     /// Opens the cluster's store on this node.

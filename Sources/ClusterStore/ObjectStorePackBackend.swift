@@ -161,6 +161,17 @@ final class ObjectStorePackBackend: PackBackend, @unchecked Sendable {
 
     func seal() throws { try sync() }
 
+    func importPack(id: UInt64, size: UInt64, from source: (UInt64, UnsafeMutableRawBufferPointer) throws -> Int) throws {
+        // Through this process's staging folder, so the upload reads a whole local file.
+        try staging.importPack(id: id, size: size, from: source)
+        defer { unlink(staging.path(for: id)) }
+        do {
+            try client.putFile(key: key(id), path: staging.path(for: id))
+        } catch {
+            throw ObjectStorePackBackend.storeError(error, doing: "upload pack \(PackFormat.fileName(for: id))")
+        }
+    }
+
     // MARK: Reading
 
     func read(pack id: UInt64, at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws -> Int {

@@ -14,7 +14,7 @@ struct Blobctl: AsyncParsableCommand {
         version: BlobctlVersion.string,
         subcommands: [
             Init.self, Put.self, Get.self, Stat.self, List.self, Remove.self,
-            DiskUsage.self, GarbageCollect.self, Settle.self, Fsck.self,
+            DiskUsage.self, GarbageCollect.self, Settle.self, Fsck.self, Migrate.self,
             Image.self, Container.self, Volume.self, VolumePlugin.self, CSI.self, ContainerdProxy.self, Serve.self, Mount.self, Umount.self, BenchRanges.self, Manual.self,
         ]
     )

@@ -19,7 +19,7 @@ final class ClusterObjectStorageTests: XCTestCase {
         super.tearDown()
     }
 
-    private struct Cluster {
+    struct Cluster {
         let postgres: PostgresServer
         let ceph: CephCluster
         let bucket: String
@@ -28,7 +28,9 @@ final class ClusterObjectStorageTests: XCTestCase {
         var client: S3Client { get throws { try ceph.client(bucket: bucket) } }
     }
 
-    private func makeCluster(nodes: Int) throws -> Cluster {
+    /// Writes one config per node over a new schema and bucket; runs `init --cluster` unless
+    /// `initialize` is false (`blobctl migrate` creates the store itself).
+    func makeCluster(nodes: Int, initialize: Bool = true) throws -> Cluster {
         let ceph: CephCluster
         do { ceph = try XCTUnwrap(Self.ceph).get() } catch {
             XCTFail("\(error)") // CI installs Ceph: its absence is a broken setup, not a skip
@@ -50,12 +52,14 @@ final class ClusterObjectStorageTests: XCTestCase {
             try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted]).write(to: URL(fileURLWithPath: path))
             configs.append(path)
         }
-        let created = try runBlobctl(["init", "--cluster", configs[0]])
-        XCTAssertEqual(created.status, 0, created.stderr)
+        if initialize {
+            let created = try runBlobctl(["init", "--cluster", configs[0]])
+            XCTAssertEqual(created.status, 0, created.stderr)
+        }
         return Cluster(postgres: postgres, ceph: ceph, bucket: bucket, directory: directory, configs: configs)
     }
 
-    private func bucketBytes(_ cluster: Cluster) throws -> Int {
+    func bucketBytes(_ cluster: Cluster) throws -> Int {
         try cluster.client.list(prefix: "packs/").reduce(0) { $0 + $1.size }
     }
 

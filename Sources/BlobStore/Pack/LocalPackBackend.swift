@@ -196,6 +196,33 @@ public final class LocalPackBackend: PackBackend, @unchecked Sendable {
         try FileHandle.syncDirectory(directory)
     }
 
+    public func importPack(id: UInt64, size: UInt64, from source: (UInt64, UnsafeMutableRawBufferPointer) throws -> Int) throws {
+        let final = path(for: id)
+        // Written under the temporary name of a pack creation, locked: a sweep elsewhere
+        // removes it only once this process is gone.
+        let temporary = directory + "/." + PackFormat.fileName(for: id) + ".new"
+        let handle = try FileHandle(path: temporary, flags: O_RDWR | O_CREAT | O_EXCL)
+        guard handle.tryLockExclusive() else { throw BlobStoreError.io("lock", path: temporary, errno: EWOULDBLOCK) }
+        do {
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4 << 20, alignment: 16)
+            defer { buffer.deallocate() }
+            var offset: UInt64 = 0
+            while offset < size {
+                let want = Int(min(UInt64(buffer.count), size - offset))
+                let n = try source(offset, UnsafeMutableRawBufferPointer(rebasing: buffer[0..<want]))
+                try handle.write(UnsafeRawBufferPointer(rebasing: buffer[0..<n]), at: offset)
+                offset += UInt64(n)
+            }
+            try handle.sync()
+            if link(temporary, final) != 0 { throw BlobStoreError.io("create pack", path: final) }
+        } catch {
+            unlink(temporary)
+            throw error
+        }
+        unlink(temporary)
+        try FileHandle.syncDirectory(directory)
+    }
+
     // MARK: - Private
 
     private func readHandle(_ id: UInt64) throws -> FileHandle {

@@ -31,6 +31,10 @@ public protocol PackBackend: AnyObject, Sendable {
     func sweep()
     /// Closes this process's open pack so nothing more is appended to it.
     func seal() throws
+    /// Stores a whole, sealed pack under its id, reading its `size` bytes through `source`
+    /// (offset, buffer → bytes read): `blobctl migrate` moving packs between backends. The
+    /// pack is durable when this returns.
+    func importPack(id: UInt64, size: UInt64, from source: (UInt64, UnsafeMutableRawBufferPointer) throws -> Int) throws
 }
 
 /// A chunk ready to be appended: its key, its payload (compressed or raw) and the payload's

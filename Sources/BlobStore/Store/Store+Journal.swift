@@ -7,7 +7,7 @@ import Glibc
 /// snapshot once it has grown well past what it describes, replayed by a rebuild.
 extension Store {
     static func journalPath(root: String) -> String { root + "/index.journal" }
-    private static let snapshotSizeKey = Array("journalSnapshotBytes".utf8)
+    static let snapshotSizeKey = Array("journalSnapshotBytes".utf8)
 
     /// Starts journaling this store's index writes. An index without a journal (a store
     /// made before the journal existed) is written to one first.

@@ -32,6 +32,9 @@ public final class Store: @unchecked Sendable {
                             "edges", "images", "containers", "volumes",
                             "repoblobs", "repomanifests", "referrers", "layers", "mounts", "holds", "claims"]
     package static var databaseNames: [String] { databases }
+    /// Where an index that is the store's only home (cluster mode) keeps the store's config;
+    /// the embedded store keeps it in `config.json` instead.
+    package static let storeConfigMetaKey = Array("storeConfig".utf8)
     /// The index may grow to this size; the map is sparse, so this costs address space only.
     static let indexMapSize = 1 << 40
 
