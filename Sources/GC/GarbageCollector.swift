@@ -38,17 +38,18 @@ public struct GarbageCollector: Sendable {
         let (report, doomed, stats) = try store.collectGarbage(dryRun: dryRun) { candidates in
             // Claim the empty packs now, inside the transaction, so none is adopted before
             // the commit. A pack still being written (locked) is skipped.
-            candidates.compactMap { try? store.packs.claim(pack: $0) }
+            do { return try store.packs.claim(packs: candidates) } catch {
+                store.logger.warning("could not claim empty packs; they are removed by a later collection", metadata: ["error": "\(error)"])
+                return []
+            }
         }
         var final = report
         if !dryRun {
-            for claim in doomed {
-                do {
-                    try store.packs.remove(pack: claim.id)
-                } catch {
-                    store.logger.warning("could not remove pack", metadata: ["pack": "\(claim.id)", "error": "\(error)"])
-                }
+            // The claims stay held until every removal is done.
+            for failure in store.packs.remove(packs: doomed.map(\.id)) {
+                store.logger.warning("could not remove pack", metadata: ["pack": "\(failure.id)", "error": "\(failure.error)"])
             }
+            withExtendedLifetime(doomed) {}
         }
         let removed = Set(doomed.map(\.id))
         try compactPacks(&final, stats: stats.filter { !removed.contains($0.key) }, dryRun: dryRun)

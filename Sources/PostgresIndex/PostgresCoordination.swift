@@ -19,6 +19,12 @@ package final class PostgresCoordination: StoreCoordination, @unchecked Sendable
     private let lock = NSLock()
     private var session: (connection: PostgresConnection, token: UInt64)?
     private let maintenanceKey: Int64
+    /// Serialises use of `claimSession`, the connection holding this process's pack claims,
+    /// and of `claimed`, the lock keys it holds. Recursive: a claim dropped while claiming
+    /// (its pack gone) releases itself under it.
+    private let claimLock = NSRecursiveLock()
+    private var claimSession: PostgresConnection?
+    private var claimed: Set<Int64> = []
 
     package init(index: PostgresIndex) {
         self.index = index
@@ -27,6 +33,7 @@ package final class PostgresCoordination: StoreCoordination, @unchecked Sendable
 
     deinit {
         if let session { let closing: EventLoopFuture<Void> = session.connection.close(); _ = closing }
+        if let claimSession { let closing: EventLoopFuture<Void> = claimSession.close(); _ = closing }
     }
 
     private func livenessKey(_ token: UInt64) -> Int64 {
@@ -88,25 +95,73 @@ package final class PostgresCoordination: StoreCoordination, @unchecked Sendable
         _ = try? session.connection.query(PostgresQuery(unsafeSQL: "SELECT pg_advisory_unlock(\(packKey(id)))"), logger: index.logger).wait()
     }
 
-    /// A claim on pack `id` (see `PackBackend.claim`), or nil while any node holds it. The
-    /// claim keeps a pooled connection with the lock until it is released.
-    package func claimPack(_ id: UInt64, size: () throws -> UInt64?) throws -> PackClaim? {
-        let connection = try index.pool.take()
-        let key = packKey(id)
-        do {
-            let got = try connection.query(PostgresQuery(unsafeSQL: "SELECT pg_try_advisory_lock(\(key))"), logger: index.logger)
-                .wait().first { _ in true }?.decode(Bool.self) ?? false
-            guard got else {
-                index.pool.release(connection, broken: false)
-                return nil
+    /// Claims on packs `ids` (see `PackBackend.claim`): those no node holds or claims, and
+    /// whose `size` is known (nil: gone meanwhile). Locked in one round trip per thousand,
+    /// all on one connection of this process's own, so a collection that claims thousands
+    /// of empty packs neither takes a connection per pack nor waits on the pool. Each lock
+    /// is released with its claim.
+    package func claimPacks(_ ids: [UInt64], size: (UInt64) throws -> UInt64?) throws -> [PackClaim] {
+        claimLock.lock()
+        defer { claimLock.unlock() }
+        // Advisory locks are re-entrant within a session: a pack this process has claimed
+        // already must not be claimed twice.
+        let wanted = ids.filter { !claimed.contains(packKey($0)) }
+        var claims: [PackClaim] = []
+        var start = 0
+        while start < wanted.count {
+            let batch = wanted[start..<min(start + 1000, wanted.count)]
+            start += batch.count
+            let keys = Dictionary(batch.map { (packKey($0), $0) }, uniquingKeysWith: { a, _ in a })
+            let sql = "SELECT k, pg_try_advisory_lock(k) FROM unnest(ARRAY[\(keys.keys.map(String.init).joined(separator: ","))]::bigint[]) AS k"
+            let granted: [Int64]
+            do {
+                let connection = try claimConnection()
+                granted = try connection.query(PostgresQuery(unsafeSQL: sql), logger: index.logger).wait()
+                    .map { try $0.decode((Int64, Bool).self) }.filter(\.1).map(\.0)
+            } catch {
+                dropClaimConnection()
+                throw PostgresIndex.storeError(error, doing: "claim \(batch.count) packs")
             }
-        } catch {
-            index.pool.release(connection, broken: true)
-            throw PostgresIndex.storeError(error, doing: "claim pack \(String(id, radix: 16))")
+            for key in granted {
+                claimed.insert(key)
+                let id = keys[key]!
+                let release = PackClaimRelease(coordination: self, key: key)
+                guard let known = try size(id) else { continue } // gone meanwhile: released at once
+                claims.append(PackClaim(id: id, size: known, holder: release))
+            }
         }
-        let holder = PackClaimHolder(pool: index.pool, connection: connection, key: key, logger: index.logger)
-        guard let size = try size() else { return nil } // gone meanwhile: the holder unlocks
-        return PackClaim(id: id, size: size, holder: holder)
+        return claims
+    }
+
+    package func claimPack(_ id: UInt64, size: () throws -> UInt64?) throws -> PackClaim? {
+        try claimPacks([id]) { _ in try size() }.first
+    }
+
+    /// The connection holding this process's claims. Claim lock held.
+    private func claimConnection() throws -> PostgresConnection {
+        if let claimSession, !claimSession.isClosed { return claimSession }
+        // Its claims went with the old connection (and are held by nobody now): forget them.
+        claimed.removeAll()
+        claimSession = try index.pool.connect()
+        return claimSession!
+    }
+
+    /// Closing the connection drops every claim on it. Claim lock held.
+    private func dropClaimConnection() {
+        if let claimSession { let closing: EventLoopFuture<Void> = claimSession.close(); _ = closing }
+        claimSession = nil
+        claimed.removeAll()
+    }
+
+    fileprivate func releaseClaim(_ key: Int64) {
+        claimLock.lock()
+        defer { claimLock.unlock() }
+        guard claimed.remove(key) != nil, let claimSession, !claimSession.isClosed else { return }
+        do {
+            _ = try claimSession.query(PostgresQuery(unsafeSQL: "SELECT pg_advisory_unlock(\(key))"), logger: index.logger).wait()
+        } catch {
+            dropClaimConnection() // which drops the lock too
+        }
     }
 
     package func isAlive(token: UInt64) -> Bool {
@@ -146,26 +201,15 @@ package final class PostgresCoordination: StoreCoordination, @unchecked Sendable
     }
 }
 
-/// Keeps a claim's advisory lock and its connection; unlocks and returns it when released.
-final class PackClaimHolder: @unchecked Sendable {
-    let pool: PostgresConnectionPool
-    let connection: PostgresConnection
+/// Releases a claim's advisory lock when the claim goes.
+final class PackClaimRelease: @unchecked Sendable {
+    let coordination: PostgresCoordination
     let key: Int64
-    let logger: Logger
 
-    init(pool: PostgresConnectionPool, connection: PostgresConnection, key: Int64, logger: Logger) {
-        self.pool = pool
-        self.connection = connection
+    init(coordination: PostgresCoordination, key: Int64) {
+        self.coordination = coordination
         self.key = key
-        self.logger = logger
     }
 
-    deinit {
-        do {
-            _ = try connection.query(PostgresQuery(unsafeSQL: "SELECT pg_advisory_unlock(\(key))"), logger: logger).wait()
-            pool.release(connection, broken: false)
-        } catch {
-            pool.release(connection, broken: true) // closing it drops the lock
-        }
-    }
+    deinit { coordination.releaseClaim(key) }
 }

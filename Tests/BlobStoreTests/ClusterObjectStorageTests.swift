@@ -30,7 +30,7 @@ final class ClusterObjectStorageTests: XCTestCase {
 
     /// Writes one config per node over a new schema and bucket; runs `init --cluster` unless
     /// `initialize` is false (`blobctl migrate` creates the store itself).
-    func makeCluster(nodes: Int, initialize: Bool = true) throws -> Cluster {
+    func makeCluster(nodes: Int, initialize: Bool = true, maxConnections: Int = 24) throws -> Cluster {
         let ceph: CephCluster
         do { ceph = try XCTUnwrap(Self.ceph).get() } catch {
             XCTFail("\(error)") // CI installs Ceph: its absence is a broken setup, not a skip
@@ -43,7 +43,7 @@ final class ClusterObjectStorageTests: XCTestCase {
         var configs: [String] = []
         for n in 0..<nodes {
             let config: [String: Any] = [
-                "index": ["url": postgres.url, "schema": schema],
+                "index": ["url": postgres.url, "schema": schema, "maxConnections": maxConnections] as [String: Any],
                 "packs": ["s3": ["endpoint": ceph.endpoint, "bucket": bucket, "accessKey": CephCluster.accessKey,
                                  "secretKey": CephCluster.secretKey, "region": CephCluster.region, "cacheMiB": 64]],
                 "node": ["directory": directory + "/node\(n)"],
@@ -181,6 +181,32 @@ final class ClusterObjectStorageTests: XCTestCase {
         for blob in [committed.config] + committed.layers {
             XCTAssertEqual(try survivor.request("GET", "/v2/team/kept/blobs/\(blob.sha256)").body, blob, "after gc")
         }
+        XCTAssertTrue(try runBlobctl(["--store", cluster.configs[0], "fsck"]).stdout.contains("healthy"))
+    }
+
+    /// One collection frees many small pack objects (each `put` of a small file uploads
+    /// its own): every empty pack is claimed in one lock query on one connection and the
+    /// objects go in DeleteObjects batches. With 4 index connections, a claim holding a
+    /// pooled connection each would hang the collection at its fourth pack.
+    func testOneCollectionRemovesHundredsOfSmallPackObjects() throws {
+        let cluster = try makeCluster(nodes: 1, maxConnections: 4)
+        let dir = try makeTemporaryDirectory(self)
+        var random = TestRandom(seed: 14_030)
+        let files = (0..<150).map { i in dir + "/f\(i)" }
+        for file in files { FileManager.default.createFile(atPath: file, contents: Data(random.bytes(20_000))) }
+        let put = try runBlobctl(["--store", cluster.configs[0], "put", "--json"] + files, timeout: 120)
+        XCTAssertEqual(put.status, 0, put.stderr)
+        let digests = put.stdout.matches(of: /sha256:[0-9a-f]{64}/).map { String($0.output) }
+        XCTAssertEqual(Set(digests).count, files.count)
+        let objects = try cluster.client.list(prefix: "packs/").count
+        XCTAssertGreaterThanOrEqual(objects, 100, "each put should upload a pack of its own")
+
+        XCTAssertEqual(try runBlobctl(["--store", cluster.configs[0], "rm"] + digests, timeout: 60).status, 0)
+        let gc = try runBlobctl(["--store", cluster.configs[0], "gc", "--json"], timeout: 120)
+        XCTAssertEqual(gc.status, 0, "gc: \(gc.stderr)")
+        let report = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(gc.stdout.utf8)) as? [String: Any])
+        XCTAssertEqual(report["packsRemoved"] as? Int, objects, gc.stdout)
+        XCTAssertEqual(try cluster.client.list(prefix: "packs/").count, 0)
         XCTAssertTrue(try runBlobctl(["--store", cluster.configs[0], "fsck"]).stdout.contains("healthy"))
     }
 }

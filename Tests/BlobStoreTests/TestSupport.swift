@@ -98,9 +98,10 @@ struct CommandResult {
     var stderr: String
 }
 
-/// Runs blobctl with `arguments`, feeding `input` on stdin.
+/// Runs blobctl with `arguments`, feeding `input` on stdin; killed after `timeout` seconds
+/// when given (a hang then fails the test instead of the whole run).
 @discardableResult
-func runBlobctl(_ arguments: [String], input: [UInt8]? = nil) throws -> CommandResult {
+func runBlobctl(_ arguments: [String], input: [UInt8]? = nil, timeout: Double? = nil) throws -> CommandResult {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: try blobctlPath())
     process.arguments = arguments
@@ -110,6 +111,12 @@ func runBlobctl(_ arguments: [String], input: [UInt8]? = nil) throws -> CommandR
     let inPipe = Pipe()
     process.standardInput = input == nil ? FileHandle.nullDevice : inPipe
     try process.run()
+    if let timeout {
+        let pid = process.processIdentifier
+        DispatchQueue.global().asyncAfter(deadline: .now() + timeout) { [process] in
+            if process.isRunning { kill(pid, SIGKILL) }
+        }
+    }
     if let input {
         inPipe.fileHandleForWriting.write(Data(input))
         try inPipe.fileHandleForWriting.close()

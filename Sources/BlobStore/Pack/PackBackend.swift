@@ -23,8 +23,15 @@ public protocol PackBackend: AnyObject, Sendable {
     /// Locks a pack no process is appending to, so it can be removed safely; nil when one is.
     /// The claim holds the lock until it is released.
     func claim(pack id: UInt64) throws -> PackClaim?
+    /// Claims of those of `ids` that can be claimed now (see `claim(pack:)`), in as few
+    /// round trips as the backend allows.
+    func claim(packs ids: [UInt64]) throws -> [PackClaim]
     /// Removes a pack that the index no longer points into.
     func remove(pack id: UInt64) throws
+    /// Removes packs the index no longer points into in as few requests as the backend
+    /// allows (object storage deletes a thousand per request); returns those it could not
+    /// remove, with why.
+    func remove(packs ids: [UInt64]) -> [(id: UInt64, error: any Error)]
     /// Housekeeping, cheap enough to run every few seconds: closes read handles of packs
     /// another process removed (so their space is freed) and removes what pack creations
     /// that died half-way left.
@@ -35,6 +42,21 @@ public protocol PackBackend: AnyObject, Sendable {
     /// (offset, buffer → bytes read): `blobctl migrate` moving packs between backends. The
     /// pack is durable when this returns.
     func importPack(id: UInt64, size: UInt64, from source: (UInt64, UnsafeMutableRawBufferPointer) throws -> Int) throws
+}
+
+extension PackBackend {
+    public func claim(packs ids: [UInt64]) throws -> [PackClaim] {
+        try ids.compactMap { try claim(pack: $0) }
+    }
+
+    /// One at a time, for backends where a removal is one cheap call anyway (local files).
+    public func remove(packs ids: [UInt64]) -> [(id: UInt64, error: any Error)] {
+        var failures: [(id: UInt64, error: any Error)] = []
+        for id in ids {
+            do { try remove(pack: id) } catch { failures.append((id, error)) }
+        }
+        return failures
+    }
 }
 
 /// A chunk ready to be appended: its key, its payload (compressed or raw) and the payload's
