@@ -108,6 +108,9 @@ extension Store {
                     }
                 }
                 try Store.expand(txn, manifest: digest, children: manifest.children.map(\.digest))
+                // The manifest counts its blobs now: their upload holds are done, so deleting
+                // the image frees them at the next collection, not an hour after the push.
+                for child in manifest.children { try txn.delete("holds", child.digest.key) }
                 let key = Store.repoKey(name, digest)
                 if try txn.get("repomanifests", key) == nil {
                     try Store.retain(txn, digest)
