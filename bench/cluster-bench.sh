@@ -16,6 +16,9 @@
 # answers 200), server CPU seconds per 100 MB moved (utime+stime of all server processes,
 # from /proc), and stored bytes after v2: the bucket's objects (a LIST), plus for blobstore
 # the index's tables in PostgreSQL (pg_total_relation_size) or the embedded store's `du`.
+# Then garbage collection: how soon a deleted image's bytes leave the bucket (three nodes
+# with default settings, beside docker-registry's offline `garbage-collect`), and how fast
+# one collection removes 2,000 small pack objects (beside one DELETE per object).
 #
 # Needs: postgresql-15, the Ceph packages (see shared/services/start-ceph.sh), docker-registry,
 # curl, python3 with boto3 (for listing the buckets). On 2 cores three nodes cannot scale;
@@ -159,12 +162,64 @@ EOF
 		P=$(free_port); SERVER_PIDS+=("$(serve "$WORK/c$nodes-node$n.json" "$P")"); urls+=("http://127.0.0.1:$P")
 	done
 	run_config "cluster-$nodes" "${urls[@]}"
-	for p in "${SERVER_PIDS[@]}"; do kill "$p"; wait "$p" 2>/dev/null || true; done
 	index=$(psql -h 127.0.0.1 -p "$PG_PORT" -U blobstore -d postgres -Atc \
 		"SELECT coalesce(sum(pg_total_relation_size(c.oid)),0) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = '$schema' AND c.relkind = 'r'")
 	rows=$(psql -h 127.0.0.1 -p "$PG_PORT" -U blobstore -d postgres -Atc "SELECT (SELECT count(*) FROM $schema.chunks) || ' chunk rows, ' || (SELECT count(*) FROM $schema.blobs) || ' blob rows'")
 	report "cluster-$nodes stored after v2: $(bucket_bytes "$bucket") bytes in the bucket + $index bytes of index tables ($rows)"
+	if [ "$nodes" = 3 ]; then
+		# GC with no time window: both images deleted through the registry while the nodes
+		# run with default settings (each collects every 60 s); how long until the bucket
+		# holds under 5% of what it held.
+		before=$(bucket_bytes "$bucket")
+		t0=$(date +%s.%N)
+		for image in v1 v2; do
+			md=sha256:$(sha256sum "$WORK/$image.manifest" | cut -d' ' -f1)
+			curl -sf -o /dev/null -X DELETE "${urls[0]}/v2/bench/app/manifests/$md"
+		done
+		now=$before
+		while [ "$now" -gt $((before / 20)) ] && python3 -c "import sys,time; sys.exit(0 if time.time() - $t0 < 180 else 1)"; do
+			sleep 1; now=$(bucket_bytes "$bucket")
+		done
+		report "$(python3 -c "import time; print(f'cluster-3 both images deleted: bucket {$before/1e6:.0f} MB → {$now/1e6:.1f} MB {time.time() - $t0:.0f} s after the DELETEs (background gc every 60 s on each node, no read-only mode)')")"
+	fi
+	for p in "${SERVER_PIDS[@]}"; do kill "$p"; wait "$p" 2>/dev/null || true; done
 done
+
+# --- deletes: many small pack objects freed by one collection ----------------------------
+# 2,000 small blobs, each `put` its own pack object, all removed; one `gc` frees them
+# (DeleteObjects, 1,000 keys a request). Baseline, same Ceph: one DELETE per object, as a
+# registry that deletes blob by blob does (boto3, one connection).
+SMALL=$WORK/small; mkdir -p "$SMALL"
+python3 - "$SMALL" <<'PY'
+import os, sys
+for i in range(2000):
+    with open(os.path.join(sys.argv[1], f"s{i:04d}"), "wb") as f: f.write(os.urandom(8192))
+PY
+cfg=$WORK/c1-node0.json
+"$BLOBCTL" put --store "$cfg" --json "$SMALL"/s* | grep -o 'sha256:[0-9a-f]*' >"$WORK/small.digests"
+objects=$(python3 - "$S3" <<'PY'
+import sys, boto3
+s3 = boto3.client("s3", endpoint_url=sys.argv[1], aws_access_key_id="CIACCESSKEY", aws_secret_access_key="CISECRETKEY", region_name="default")
+print(sum(len(p.get("Contents", [])) for p in s3.get_paginator("list_objects_v2").paginate(Bucket="blobstore1")))
+PY
+)
+xargs "$BLOBCTL" rm --store "$cfg" <"$WORK/small.digests" >/dev/null
+t0=$(date +%s.%N)
+"$BLOBCTL" gc --store "$cfg" --json >"$WORK/gc-small.json"
+t1=$(date +%s.%N)
+removed=$(python3 -c "import json; print(json.load(open('$WORK/gc-small.json'))['packsRemoved'])")
+report "$(python3 -c "w=$t1-$t0; print(f'cluster gc of 2,000 removed small blobs: {$removed} of {$objects} pack objects removed in {w:.2f} s ({$removed/w:.0f} objects/s, whole gc: index and deletes)')")"
+report "$(python3 - "$S3" <<'PY'
+import sys, time, boto3
+s3 = boto3.client("s3", endpoint_url=sys.argv[1], aws_access_key_id="CIACCESSKEY", aws_secret_access_key="CISECRETKEY", region_name="default")
+s3.create_bucket(Bucket="deletes")
+for i in range(2000): s3.put_object(Bucket="deletes", Key=f"o{i:04d}", Body=b"x" * 8192)
+t = time.time()
+for i in range(2000): s3.delete_object(Bucket="deletes", Key=f"o{i:04d}")
+w = time.time() - t
+print(f"baseline, one DELETE per object on the same Ceph: 2000 objects in {w:.2f} s ({2000 / w:.0f} objects/s)")
+PY
+)"
 
 # --- docker-registry on S3 --------------------------------------------------------------
 make_bucket registry
@@ -183,6 +238,18 @@ RP=$!; PIDS+=("$RP"); SERVER_PIDS=("$RP")
 until curl -s -o /dev/null "http://127.0.0.1:$P/v2/"; do sleep 0.1; done
 run_config registry-s3 "http://127.0.0.1:$P"
 report "registry-s3 stored after v2: $(bucket_bytes registry) bytes in the bucket"
+# Its GC, for the same deletion: manifests deleted, then the registry stopped (its GC
+# needs the registry read-only or down) and `garbage-collect` run.
+before=$(bucket_bytes registry)
+for image in v1 v2; do
+	md=sha256:$(sha256sum "$WORK/$image.manifest" | cut -d' ' -f1)
+	curl -sf -o /dev/null -X DELETE "http://127.0.0.1:$P/v2/bench/app/manifests/$md"
+done
+kill "$RP"; wait "$RP" 2>/dev/null || true
+t0=$(date +%s.%N)
+env -u AWS_CA_BUNDLE docker-registry garbage-collect "$WORK/registry.yml" >"$WORK/registry-gc.log" 2>&1
+t1=$(date +%s.%N)
+report "$(python3 -c "print(f'registry-s3 both images deleted: bucket {$before/1e6:.0f} MB → {$(bucket_bytes registry)/1e6:.1f} MB by garbage-collect in {$t1-$t0:.1f} s, with the registry stopped')")"
 
 echo "cluster-bench: corpus $CORPUS, $(nproc) cores, $(date -u +%FT%TZ)"
 printf '%s\n' "${RESULTS[@]}"

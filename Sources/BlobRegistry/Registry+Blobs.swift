@@ -22,13 +22,13 @@ extension Registry {
         }
         guard let ranges, !ranges.ranges.isEmpty else {
             headers[.contentType] = "application/octet-stream"
-            return Response(status: .ok, headers: headers, body: stream(digest, 0..<info.size))
+            return Response(status: .ok, headers: headers, body: stream(try await open(digest, 0..<info.size)))
         }
         if ranges.ranges.count == 1 {
             let r = ranges.ranges[0]
             headers[.contentType] = "application/octet-stream"
             headers[.contentRange] = "bytes \(r.lowerBound)-\(r.upperBound - 1)/\(info.size)"
-            return Response(status: .partialContent, headers: headers, body: stream(digest, r))
+            return Response(status: .partialContent, headers: headers, body: stream(try await open(digest, r)))
         }
         // Several ranges: multipart/byteranges, each part with its own Content-Range.
         let boundary = "blobstore-" + digest.short
@@ -47,18 +47,39 @@ extension Registry {
         return Response(status: .partialContent, headers: headers, body: body)
     }
 
-    func stream(_ digest: Digest, _ range: Range<UInt64>) -> ResponseBody {
-        ResponseBody(contentLength: Int(range.count)) { writer in
-            try await self.copy(digest, range, to: &writer)
+    /// A blob range opened and its first batch read before any header is sent: when the
+    /// index or object storage is unreachable, the answer is a clean 503, not a 200 whose
+    /// body breaks off (a small blob is then read whole before its headers).
+    struct OpenedRange: Sendable {
+        let stream: BlobStream
+        let first: ByteBuffer?
+    }
+
+    func open(_ digest: Digest, _ range: Range<UInt64>) async throws -> OpenedRange {
+        let store = self.store
+        return try await blocking {
+            let stream = try BlobStream(store: store, digest: digest, range: range, batchBytes: 2 << 20)
+            var first: ByteBuffer?
+            _ = try stream.next { first = ByteBuffer(bytes: $0) }
+            return OpenedRange(stream: stream, first: first)
+        }
+    }
+
+    func stream(_ opened: OpenedRange) -> ResponseBody {
+        ResponseBody(contentLength: Int(opened.stream.range.count)) { writer in
+            try await self.copy(opened, to: &writer)
             try await writer.finish(nil)
         }
     }
 
-    /// Copies a byte range of a blob to a response, one batch of chunks at a time, reading
-    /// the next batch while the previous one is being written.
     func copy(_ digest: Digest, _ range: Range<UInt64>, to writer: inout any ResponseBodyWriter) async throws {
-        let store = self.store
-        let stream = try await Blocking.run { try BlobStream(store: store, digest: digest, range: range, batchBytes: 2 << 20) }
+        try await copy(try await open(digest, range), to: &writer)
+    }
+
+    /// Copies an opened range to a response, one batch of chunks at a time, reading the
+    /// next batch while the previous one is being written.
+    func copy(_ opened: OpenedRange, to writer: inout any ResponseBodyWriter) async throws {
+        let stream = opened.stream
         @Sendable func nextBatch() async throws -> ByteBuffer? {
             try await Blocking.run { () -> ByteBuffer? in
                 var buffer: ByteBuffer?
@@ -66,11 +87,14 @@ extension Registry {
                 return buffer
             }
         }
+        guard let first = opened.first else { return }
         var pending = Task { try await nextBatch() }
-        while let buffer = try await pending.value {
-            pending = Task { try await nextBatch() }
+        var next: ByteBuffer? = first
+        while let buffer = next {
             bytesOut.increment(by: Int64(buffer.readableBytes))
             try await writer.write(buffer)
+            next = try await pending.value
+            if next != nil { pending = Task { try await nextBatch() } }
         }
     }
 

@@ -59,7 +59,7 @@ final class PostgresConnectionPool: @unchecked Sendable {
         condition.unlock()
         do {
             return try PostgresConnection.connect(on: MultiThreadedEventLoopGroup.singleton.next(), configuration: configuration(),
-                                                  id: id, logger: logger).wait()
+                                                  id: id, logger: logger).wait(seconds: StatementDeadline.statement)
         } catch {
             throw PostgresIndex.storeError(error, doing: "connect to the index at \(endpoint.display)")
         }

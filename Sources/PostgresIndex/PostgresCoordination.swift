@@ -48,7 +48,7 @@ package final class PostgresCoordination: StoreCoordination, @unchecked Sendable
         let connection = try index.pool.connect()
         let token = UInt64.random(in: 1...UInt64.max)
         do {
-            _ = try connection.query(PostgresQuery(unsafeSQL: "SELECT pg_advisory_lock(\(livenessKey(token)))"), logger: index.logger).wait()
+            _ = try connection.query(PostgresQuery(unsafeSQL: "SELECT pg_advisory_lock(\(livenessKey(token)))"), logger: index.logger).wait(seconds: StatementDeadline.statement)
         } catch {
             let closing: EventLoopFuture<Void> = connection.close(); _ = closing
             throw PostgresIndex.storeError(error, doing: "take this process's liveness lock")
@@ -82,7 +82,7 @@ package final class PostgresCoordination: StoreCoordination, @unchecked Sendable
         defer { lock.unlock() }
         guard let session else { throw BlobStoreError(.unavailable, "this node lost its session with the index") }
         do {
-            _ = try session.connection.query(PostgresQuery(unsafeSQL: "SELECT pg_advisory_lock(\(packKey(id)))"), logger: index.logger).wait()
+            _ = try session.connection.query(PostgresQuery(unsafeSQL: "SELECT pg_advisory_lock(\(packKey(id)))"), logger: index.logger).wait(seconds: StatementDeadline.statement)
         } catch {
             throw PostgresIndex.storeError(error, doing: "lock pack \(String(id, radix: 16))")
         }
@@ -92,7 +92,7 @@ package final class PostgresCoordination: StoreCoordination, @unchecked Sendable
         lock.lock()
         defer { lock.unlock() }
         guard let session else { return }
-        _ = try? session.connection.query(PostgresQuery(unsafeSQL: "SELECT pg_advisory_unlock(\(packKey(id)))"), logger: index.logger).wait()
+        _ = try? session.connection.query(PostgresQuery(unsafeSQL: "SELECT pg_advisory_unlock(\(packKey(id)))"), logger: index.logger).wait(seconds: StatementDeadline.statement)
     }
 
     /// Claims on packs `ids` (see `PackBackend.claim`): those no node holds or claims, and
@@ -116,7 +116,7 @@ package final class PostgresCoordination: StoreCoordination, @unchecked Sendable
             let granted: [Int64]
             do {
                 let connection = try claimConnection()
-                granted = try connection.query(PostgresQuery(unsafeSQL: sql), logger: index.logger).wait()
+                granted = try connection.query(PostgresQuery(unsafeSQL: sql), logger: index.logger).wait(seconds: StatementDeadline.statement)
                     .map { try $0.decode((Int64, Bool).self) }.filter(\.1).map(\.0)
             } catch {
                 dropClaimConnection()
@@ -158,7 +158,7 @@ package final class PostgresCoordination: StoreCoordination, @unchecked Sendable
         defer { claimLock.unlock() }
         guard claimed.remove(key) != nil, let claimSession, !claimSession.isClosed else { return }
         do {
-            _ = try claimSession.query(PostgresQuery(unsafeSQL: "SELECT pg_advisory_unlock(\(key))"), logger: index.logger).wait()
+            _ = try claimSession.query(PostgresQuery(unsafeSQL: "SELECT pg_advisory_unlock(\(key))"), logger: index.logger).wait(seconds: StatementDeadline.statement)
         } catch {
             dropClaimConnection() // which drops the lock too
         }
@@ -172,7 +172,7 @@ package final class PostgresCoordination: StoreCoordination, @unchecked Sendable
         let sql = PostgresIndex.countHoldersSQL(livenessKey(token))
         do {
             let held = try index.withConnection { connection in
-                try connection.query(PostgresQuery(unsafeSQL: sql), logger: index.logger).wait().first { _ in true }?.decode(Int64.self) ?? 0
+                try connection.query(PostgresQuery(unsafeSQL: sql), logger: index.logger).wait(seconds: StatementDeadline.statement).first { _ in true }?.decode(Int64.self) ?? 0
             }
             return held > 0
         } catch {
@@ -186,7 +186,7 @@ package final class PostgresCoordination: StoreCoordination, @unchecked Sendable
     package func withMaintenanceLock<R>(wait: Bool, onWait: (() -> Void)?, _ body: () throws -> R) throws -> R? {
         try index.withConnection { connection -> R? in
             let got = try connection.query(PostgresQuery(unsafeSQL: "SELECT pg_try_advisory_lock(\(maintenanceKey))"), logger: index.logger)
-                .wait().first { _ in true }?.decode(Bool.self) ?? false
+                .wait(seconds: StatementDeadline.statement).first { _ in true }?.decode(Bool.self) ?? false
             if !got {
                 guard wait else { return nil }
                 onWait?()
@@ -195,7 +195,7 @@ package final class PostgresCoordination: StoreCoordination, @unchecked Sendable
             let outcome = Result { try body() }
             // Released before the connection goes back to the pool; a failed release throws,
             // which closes the connection and so drops the lock.
-            _ = try connection.query(PostgresQuery(unsafeSQL: "SELECT pg_advisory_unlock(\(maintenanceKey))"), logger: index.logger).wait()
+            _ = try connection.query(PostgresQuery(unsafeSQL: "SELECT pg_advisory_unlock(\(maintenanceKey))"), logger: index.logger).wait(seconds: StatementDeadline.statement)
             return try outcome.get()
         }
     }

@@ -60,7 +60,7 @@ package final class PostgresIndex: IndexEngine, @unchecked Sendable {
         do {
             if writing {
                 try transaction.execute("BEGIN")
-                try transaction.execute("SELECT pg_advisory_xact_lock(\(writerLockKey))")
+                try transaction.execute("SELECT pg_advisory_xact_lock(\(writerLockKey))", within: StatementDeadline.writerLock)
                 try checkWriteGuard(transaction)
             } else {
                 try transaction.execute("BEGIN TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")

@@ -24,8 +24,8 @@ package final class PostgresTransaction: IndexTransactionHandle {
 
     deinit { abort() }
 
-    func execute(_ sql: String, _ binds: PostgresBindings = PostgresBindings()) throws {
-        _ = try run(PostgresQuery(unsafeSQL: sql, binds: binds))
+    func execute(_ sql: String, _ binds: PostgresBindings = PostgresBindings(), within seconds: Int64 = StatementDeadline.statement) throws {
+        _ = try run(PostgresQuery(unsafeSQL: sql, binds: binds), within: seconds)
     }
 
     /// Runs a query whose one row holds one bigint.
@@ -36,9 +36,9 @@ package final class PostgresTransaction: IndexTransactionHandle {
         }
     }
 
-    private func run(_ query: PostgresQuery) throws -> PostgresQueryResult {
+    private func run(_ query: PostgresQuery, within seconds: Int64 = StatementDeadline.statement) throws -> PostgresQueryResult {
         do {
-            return try connection.query(query, logger: index.logger).wait()
+            return try connection.query(query, logger: index.logger).wait(seconds: seconds)
         } catch {
             broken = true
             throw PostgresIndex.storeError(error, doing: "index query \(query.sql.prefix(60))")

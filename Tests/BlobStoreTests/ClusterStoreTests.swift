@@ -109,6 +109,88 @@ final class ClusterStoreTests: XCTestCase {
         XCTAssertEqual(try nodeA.request("HEAD", "/v2/team/app/manifests/v2").status, 200)
     }
 
+    /// PostgreSQL crashes and comes back while four clients push and pull through two nodes:
+    /// every answer is a success or a 503 (never a 500, a reset or a hang: each is answered
+    /// within 45 s, more than a statement's 15 s deadline and a write slot's 30 s wait), the outage is
+    /// seen, and requests succeed again with no restart of the nodes; every push that got
+    /// its 201 pulls back byte-exact through the other node, and `fsck` is healthy.
+    func testAnIndexCrashUnderLoadFailsCleanlyAndRecoversByItself() throws {
+        let cluster = try makeCluster(nodes: 2)
+        let nodes = try cluster.configs.map { try RegistryProcess(self, storePath: $0) }
+        let base = try registryImage(seed: 14_040, layerCount: 1, layerBytes: 300_000)
+        try nodes[0].pushImage("team/base", tag: "v1", base)
+
+        struct Outcome { var at: Double /* when the request was sent */; var status: Int; var pushed: [UInt8]?; var repository: String; var node: Int }
+        final class Outcomes: @unchecked Sendable {
+            let lock = NSLock()
+            var all: [Outcome] = []
+            func add(_ o: [Outcome]) { lock.lock(); all += o; lock.unlock() }
+        }
+        let record = Outcomes()
+        let started = Date()
+        let failures = LockedList()
+        /// The response, or nil (counted as no answer) with why kept for the failure message.
+        @Sendable func attempt(_ node: RegistryProcess, _ what: String, _ body: (RegistryProcess) throws -> HTTPResult) -> HTTPResult? {
+            do { return try body(node) } catch {
+                failures.append("\(what) at \(String(format: "%.1f", Date().timeIntervalSince(started))) s: \(error)")
+                return nil
+            }
+        }
+        let loadSeconds = 14.0
+        // Threads of their own (concurrentPerform would run only as many as there are cores).
+        let done = DispatchGroup()
+        func spawn(_ work: @escaping @Sendable () -> Void) {
+            done.enter()
+            Thread { work(); done.leave() }.start()
+        }
+        spawn {
+            // The index crashes 3 s in and is back 3 s later.
+            Thread.sleep(forTimeInterval: 3)
+            cluster.server.stop(mode: "immediate")
+            Thread.sleep(forTimeInterval: 3)
+            try? cluster.server.start()
+        }
+        for worker in 0..<4 {
+            spawn {
+                var random = TestRandom(seed: 14_041 + UInt64(worker))
+                var i = 0
+                while Date().timeIntervalSince(started) < loadSeconds {
+                    let n = (worker + i) % 2
+                    let began = Date().timeIntervalSince(started)
+                    let blob = random.bytes(40_000 + i)
+                    let push = attempt(nodes[n], "push") { try $0.request("POST", "/v2/team/load\(worker)/blobs/uploads/?digest=\(blob.sha256)",
+                                                     headers: ["Content-Type": "application/octet-stream"], body: blob, timeout: 45) }
+                    let pull = attempt(nodes[1 - n], "pull") { try $0.request("GET", "/v2/team/base/blobs/\(base.layers[0].sha256)", timeout: 45) }
+                    let at = began
+                    for (what, r) in [("push", push), ("pull", pull)] where r != nil && ![200, 201, 503].contains(r!.status) {
+                        failures.append("\(what) at \(String(format: "%.1f", at)) s: \(r!.status) \(r!.text.prefix(300))")
+                    }
+                    record.add([
+                        Outcome(at: at, status: push?.status ?? -1, pushed: push?.status == 201 ? blob : nil, repository: "team/load\(worker)", node: n),
+                        Outcome(at: at, status: pull.map { $0.status == 200 && $0.body != base.layers[0] ? -2 : $0.status } ?? -1,
+                                pushed: nil, repository: "team/base", node: 1 - n),
+                    ])
+                    i += 1
+                }
+            }
+        }
+        done.wait()
+        let outcomes = record.all
+        let statuses = Dictionary(grouping: outcomes, by: \.status).mapValues(\.count)
+        print("index crash under load: \(outcomes.count) requests, by status \(statuses.sorted { $0.key < $1.key })")
+        XCTAssertEqual(Set(statuses.keys).subtracting([200, 201, 503]), [], "only successes and 503s (-1: no answer, -2: wrong bytes): \(failures.items)")
+        XCTAssertGreaterThan(statuses[503] ?? 0, 0, "the outage was seen")
+        // Recovered by itself: what is sent from 4 s after the restart succeeds.
+        let late = outcomes.filter { $0.at > 10 }
+        XCTAssertGreaterThan(late.count, 8)
+        XCTAssertEqual(late.filter { $0.status >= 300 }.count, 0, "requests after recovery: \(failures.items)")
+        for outcome in outcomes {
+            guard let blob = outcome.pushed else { continue }
+            XCTAssertEqual(try nodes[1 - outcome.node].request("GET", "/v2/\(outcome.repository)/blobs/\(blob.sha256)").body, blob)
+        }
+        XCTAssertTrue(try blobctl(cluster.configs[0], ["fsck"]).stdout.contains("healthy"))
+    }
+
     /// Three registry nodes over one cluster take concurrent pushes of images that share a
     /// base layer while a collector runs on one of them: every image pulls back whole
     /// through another node, the base is stored once, and `fsck` finds the store healthy.
