@@ -207,8 +207,13 @@ xargs "$BLOBCTL" rm --store "$cfg" <"$WORK/small.digests" >/dev/null
 t0=$(date +%s.%N)
 "$BLOBCTL" gc --store "$cfg" --json >"$WORK/gc-small.json"
 t1=$(date +%s.%N)
-removed=$(python3 -c "import json; print(json.load(open('$WORK/gc-small.json'))['packsRemoved'])")
-report "$(python3 -c "w=$t1-$t0; print(f'cluster gc of 2,000 removed small blobs: {$removed} of {$objects} pack objects removed in {w:.2f} s ({$removed/w:.0f} objects/s, whole gc: index and deletes)')")"
+report "$(python3 - "$WORK/gc-small.json" "$objects" "$t0" "$t1" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1])); objects = int(sys.argv[2]); w = float(sys.argv[4]) - float(sys.argv[3])
+n, d = r["packsRemoved"], r["packRemovalSeconds"]
+print(f"cluster gc of 2,000 removed small blobs: {n} of {objects} pack objects removed; deletes {d:.2f} s ({n / d:.0f} objects/s, DeleteObjects); whole gc {w:.2f} s ({n / w:.0f} objects/s, index work included)")
+PY
+)"
 report "$(python3 - "$S3" <<'PY'
 import sys, time, boto3
 s3 = boto3.client("s3", endpoint_url=sys.argv[1], aws_access_key_id="CIACCESSKEY", aws_secret_access_key="CISECRETKEY", region_name="default")
@@ -243,13 +248,15 @@ report "registry-s3 stored after v2: $(bucket_bytes registry) bytes in the bucke
 before=$(bucket_bytes registry)
 for image in v1 v2; do
 	md=sha256:$(sha256sum "$WORK/$image.manifest" | cut -d' ' -f1)
-	curl -sf -o /dev/null -X DELETE "http://127.0.0.1:$P/v2/bench/app/manifests/$md"
+	curl -s --max-time 60 -o /dev/null -X DELETE "http://127.0.0.1:$P/v2/bench/app/manifests/$md" || echo "registry-s3: DELETE of manifest $image got no answer in 60 s" >&2
 done
 kill "$RP"; wait "$RP" 2>/dev/null || true
 t0=$(date +%s.%N)
-env -u AWS_CA_BUNDLE docker-registry garbage-collect "$WORK/registry.yml" >"$WORK/registry-gc.log" 2>&1
+gc_status=0
+env -u AWS_CA_BUNDLE timeout 180 docker-registry garbage-collect "$WORK/registry.yml" >"$WORK/registry-gc.log" 2>&1 || gc_status=$?
 t1=$(date +%s.%N)
-report "$(python3 -c "print(f'registry-s3 both images deleted: bucket {$before/1e6:.0f} MB → {$(bucket_bytes registry)/1e6:.1f} MB by garbage-collect in {$t1-$t0:.1f} s, with the registry stopped')")"
+outcome=$([ "$gc_status" = 124 ] && echo "stopped after 180 s without finishing" || echo "exit $gc_status")
+report "$(python3 -c "print(f'registry-s3 both images deleted: bucket {$before/1e6:.0f} MB → {$(bucket_bytes registry)/1e6:.1f} MB by garbage-collect in {$t1-$t0:.1f} s ($outcome), with the registry stopped')")"
 
 echo "cluster-bench: corpus $CORPUS, $(nproc) cores, $(date -u +%FT%TZ)"
 printf '%s\n' "${RESULTS[@]}"

@@ -14,6 +14,9 @@ public struct GCReport: Sendable, Codable, Equatable {
     /// Pack files removed because nothing in them is used any more.
     public var packsRemoved: Int = 0
     public var packBytesRemoved: UInt64 = 0
+    /// Seconds the removal of those packs took, after the index commit (in object storage:
+    /// DeleteObjects requests of up to 1,000 keys).
+    public var packRemovalSeconds: Double = 0
     /// Packs whose live chunks were copied out so the dead rest could be dropped.
     public var packsCompacted: Int = 0
     /// Disk bytes compaction gave back (or, for a dry run, would).

@@ -46,7 +46,11 @@ public struct GarbageCollector: Sendable {
         var final = report
         if !dryRun {
             // The claims stay held until every removal is done.
-            for failure in store.packs.remove(packs: doomed.map(\.id)) {
+            let removing = ContinuousClock.now
+            let failures = store.packs.remove(packs: doomed.map(\.id))
+            let took = ContinuousClock.now - removing
+            final.packRemovalSeconds = Double(took.components.seconds) + Double(took.components.attoseconds) / 1e18
+            for failure in failures {
                 store.logger.warning("could not remove pack", metadata: ["pack": "\(failure.id)", "error": "\(failure.error)"])
             }
             withExtendedLifetime(doomed) {}
