@@ -59,9 +59,7 @@ extension Registry {
         let store = self.store
         return try await blocking {
             let stream = try BlobStream(store: store, digest: digest, range: range, batchBytes: 2 << 20)
-            var first: ByteBuffer?
-            _ = try stream.next { first = ByteBuffer(bytes: $0) }
-            return OpenedRange(stream: stream, first: first)
+            return OpenedRange(stream: stream, first: try stream.nextBuffer())
         }
     }
 
@@ -81,11 +79,7 @@ extension Registry {
     func copy(_ opened: OpenedRange, to writer: inout any ResponseBodyWriter) async throws {
         let stream = opened.stream
         @Sendable func nextBatch() async throws -> ByteBuffer? {
-            try await Blocking.run { () -> ByteBuffer? in
-                var buffer: ByteBuffer?
-                _ = try stream.next { bytes in buffer = ByteBuffer(bytes: bytes) }
-                return buffer
-            }
+            try await Blocking.run { try stream.nextBuffer() }
         }
         guard let first = opened.first else { return }
         var pending = Task { try await nextBatch() }
@@ -161,5 +155,14 @@ struct ByteRanges {
             }
         }
         return merged.count == ranges.count ? ranges : merged
+    }
+}
+
+extension BlobStream {
+    /// The next batch as a buffer for a response body; nil once everything was read.
+    func nextBuffer() throws -> ByteBuffer? {
+        var buffer: ByteBuffer?
+        _ = try next { buffer = ByteBuffer(bytes: $0) }
+        return buffer
     }
 }

@@ -231,11 +231,13 @@ final class ObjectStorePackBackend: PackBackend, @unchecked Sendable {
     /// DeleteObjects, a thousand keys per request: the collector's removals are not one
     /// round trip each (object stores that take one DELETE at a time are where GC crawls).
     func remove(packs ids: [UInt64]) -> [(id: UInt64, error: any Error)] {
-        for id in ids { cache.drop(pack: id) }
         var byKey: [String: UInt64] = [:]
-        for id in ids { byKey[key(id)] = id }
+        for id in ids {
+            cache.drop(pack: id)
+            byKey[key(id)] = id
+        }
         do {
-            return try client.deleteObjects(keys: ids.map(key)).compactMap { failure in
+            return try client.deleteObjects(keys: Array(byKey.keys)).compactMap { failure in
                 byKey[failure.key].map { ($0, BlobStoreError(.io, "remove pack \(failure.key): \(failure.code) \(failure.message)") as any Error) }
             }
         } catch {

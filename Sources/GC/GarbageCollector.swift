@@ -46,10 +46,9 @@ public struct GarbageCollector: Sendable {
         var final = report
         if !dryRun {
             // The claims stay held until every removal is done.
-            let removing = ContinuousClock.now
+            let removing = Date()
             let failures = store.packs.remove(packs: doomed.map(\.id))
-            let took = ContinuousClock.now - removing
-            final.packRemovalSeconds = Double(took.components.seconds) + Double(took.components.attoseconds) / 1e18
+            final.packRemovalSeconds = Date().timeIntervalSince(removing)
             for failure in failures {
                 store.logger.warning("could not remove pack", metadata: ["pack": "\(failure.id)", "error": "\(failure.error)"])
             }
