@@ -25,6 +25,9 @@ struct BenchRanges: ParsableCommand {
     @Flag(help: "Print JSON.")
     var json = false
 
+    @Flag(help: "With --json, also print every read's latency in ms (so runs can be pooled into one percentile).")
+    var samples = false
+
     func run() throws {
         let s = try store.open()
         let blobs = try digests.map { try s.stat(try parseDigest($0)) }.filter { $0.size > 0 }
@@ -42,14 +45,22 @@ struct BenchRanges: ParsableCommand {
             latencies.append(Date().timeIntervalSince(t0))
         }
         let seconds = Date().timeIntervalSince(start)
+        let inOrder = latencies.map { $0 * 1000 }
         latencies.sort()
-        let p50 = latencies[latencies.count / 2] * 1000
-        let p99 = latencies[min(latencies.count - 1, latencies.count * 99 / 100)] * 1000
+        // Nearest rank: the smallest latency at or above the given share of the reads.
+        func percentile(_ p: Double) -> Double { latencies[max(0, Int((p * Double(latencies.count)).rounded(.up)) - 1)] * 1000 }
+        let p50 = percentile(0.50), p99 = percentile(0.99)
         let mbps = Double(total) / 1e6 / seconds
         if json {
-            try Terminal.printJSON(["bytes": Double(total), "seconds": seconds, "mbPerSecond": mbps, "p50ms": p50, "p99ms": p99])
+            try Terminal.printJSON(Report(bytes: Double(total), seconds: seconds, mbPerSecond: mbps, p50ms: p50, p99ms: p99,
+                                          maxms: latencies.last! * 1000, latenciesMs: samples ? inOrder : nil))
         } else {
             print(String(format: "%d reads, %.1f MB in %.2f s: %.1f MB/s, p50 %.2f ms, p99 %.2f ms", count, Double(total) / 1e6, seconds, mbps, p50, p99))
         }
+    }
+
+    struct Report: Encodable {
+        let bytes, seconds, mbPerSecond, p50ms, p99ms, maxms: Double
+        let latenciesMs: [Double]?
     }
 }
