@@ -19,6 +19,9 @@ struct BenchRanges: ParsableCommand {
     @Option(help: "Bytes per read.")
     var size = 1 << 20
 
+    @Option(help: "MiB of decoded-chunk cache, as the registry keeps one (default 0: none, as the CLI).")
+    var cacheMib = 0
+
     @Flag(help: "Check SHA-256 of every chunk read.")
     var verify = false
 
@@ -30,6 +33,7 @@ struct BenchRanges: ParsableCommand {
 
     func run() throws {
         let s = try store.open()
+        s.chunkCache.setCapacity(cacheMib << 20)
         let blobs = try digests.map { try s.stat(try parseDigest($0)) }.filter { $0.size > 0 }
         guard !blobs.isEmpty else { throw UsageError("no non-empty blobs given") }
         var generator = SystemRandomNumberGenerator()
