@@ -160,9 +160,17 @@ struct ByteRanges {
 
 extension BlobStream {
     /// The next batch as a buffer for a response body; nil once everything was read.
+    /// The chunks are decoded straight into the buffer (no copy of the batch).
     func nextBuffer() throws -> ByteBuffer? {
-        var buffer: ByteBuffer?
-        _ = try next { buffer = ByteBuffer(bytes: $0) }
+        guard let size = nextBatchSize else { return nil }
+        var buffer = ByteBufferAllocator().buffer(capacity: size)
+        var wanted = 0..<0
+        try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { raw in
+            wanted = try readNextBatch(into: UnsafeMutableRawBufferPointer(rebasing: raw[..<size]))
+            return size
+        }
+        buffer.moveWriterIndex(to: wanted.upperBound)
+        buffer.moveReaderIndex(to: wanted.lowerBound)
         return buffer
     }
 }

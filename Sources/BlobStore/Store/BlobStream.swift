@@ -41,7 +41,39 @@ public final class BlobStream: @unchecked Sendable {
     /// Reads the next batch and passes its bytes (within the range) to `sink`; false once
     /// everything was read.
     public func next(_ sink: (UnsafeRawBufferPointer) throws -> Void) throws -> Bool {
-        guard nextChunk <= lastChunk else { return false }
+        guard let size = nextBatchSize else { return false }
+        if buffer == nil {
+            buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: batchBytes + store.config.chunking.maxSize, alignment: 64)
+        }
+        let batch = UnsafeMutableRawBufferPointer(rebasing: buffer![..<size])
+        let wanted = try readNextBatch(into: batch)
+        try sink(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(batch)[wanted]))
+        return true
+    }
+
+    /// Bytes the next batch takes (whole chunks, so a little more than the range may need);
+    /// nil once everything was read.
+    public var nextBatchSize: Int? {
+        nextBatch().map { Int($0.bytes) }
+    }
+
+    /// Reads the next batch straight into `target` (at least `nextBatchSize` bytes: a
+    /// response buffer, so no copy follows) and returns where in it the range's bytes are.
+    public func readNextBatch(into target: UnsafeMutableRawBufferPointer) throws -> Range<Int> {
+        guard let (first, end, bytes) = nextBatch() else { return 0..<0 }
+        precondition(target.count >= Int(bytes), "batch target too small")
+        let batch = UnsafeMutableRawBufferPointer(rebasing: target[..<Int(bytes)])
+        try store.readChunks(of: blob, digest: digest, indices: first..<end, into: batch, verify: verify)
+        let batchStart = blob.chunkStart(first)
+        let from = Int(max(range.lowerBound, batchStart) - batchStart)
+        let to = Int(min(range.upperBound, blob.chunkEnds[end - 1]) - batchStart)
+        nextChunk = end
+        return from..<to
+    }
+
+    /// The chunks of the next batch: whole chunks up to `batchBytes` (at least one).
+    private func nextBatch() -> (first: Int, end: Int, bytes: UInt64)? {
+        guard nextChunk <= lastChunk else { return nil }
         let first = nextChunk
         var end = first
         var bytes: UInt64 = 0
@@ -49,17 +81,7 @@ public final class BlobStream: @unchecked Sendable {
             bytes += blob.chunkEnds[end] - blob.chunkStart(end)
             end += 1
         }
-        if buffer == nil {
-            buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: batchBytes + store.config.chunking.maxSize, alignment: 64)
-        }
-        let batch = UnsafeMutableRawBufferPointer(rebasing: buffer![..<Int(bytes)])
-        try store.readChunks(of: blob, digest: digest, indices: first..<end, into: batch, verify: verify)
-        let batchStart = blob.chunkStart(first)
-        let from = Int(max(range.lowerBound, batchStart) - batchStart)
-        let to = Int(min(range.upperBound, blob.chunkEnds[end - 1]) - batchStart)
-        nextChunk = end
-        try sink(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(batch)[from..<to]))
-        return true
+        return (first, end, bytes)
     }
 }
 
