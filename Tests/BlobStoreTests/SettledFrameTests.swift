@@ -97,6 +97,36 @@ final class SettledFrameTests: XCTestCase {
         XCTAssertEqual(fsck.status, 0, fsck.stdout + fsck.stderr)
     }
 
+    /// A frame read whole decodes straight into the caller's buffer, so the record headers
+    /// are checked against the index before zstd writes: an index that disagrees with the
+    /// frame (another chunk, another size) is a clear error, never bytes past the target.
+    func testAnIndexThatDisagreesWithItsFrameFailsBeforeDecoding() throws {
+        let dir = try makeTemporaryDirectory(self)
+        let (store, _) = try settledStore(dir + "/s", seed: 9800, blobs: 2)
+        let members = try framedMembers(store)
+        let first = try XCTUnwrap(members.first { $0.location.frameBack == 0 })
+        let other = try XCTUnwrap(members.first { $0.key != first.key })
+
+        var shrunk = first.location
+        shrunk.rawSize -= 100
+        // The target is followed by guard bytes, which a decode past its end would overwrite.
+        let target = Int(shrunk.rawSize)
+        var small = [UInt8](repeating: 0xEE, count: target + 4096)
+        XCTAssertThrowsError(try small.withUnsafeMutableBytes {
+            try store.readChunk(first.key, at: shrunk, into: UnsafeMutableRawBufferPointer(rebasing: $0[..<target]), verify: false)
+        }) { error in
+            XCTAssertEqual((error as? BlobStoreError)?.code, .corrupt)
+            XCTAssertTrue("\(error)".contains("different chunk"), "\(error)")
+        }
+        XCTAssertTrue(small[target...].allSatisfy { $0 == 0xEE }, "nothing written past the target")
+        var bytes = [UInt8](repeating: 0, count: Int(first.location.rawSize))
+        XCTAssertThrowsError(try bytes.withUnsafeMutableBytes { try store.readChunk(other.key, at: first.location, into: $0, verify: false) }) { error in
+            XCTAssertEqual((error as? BlobStoreError)?.code, .corrupt)
+        }
+        try bytes.withUnsafeMutableBytes { try store.readChunk(first.key, at: first.location, into: $0, verify: true) }
+        XCTAssertEqual(bytes.sha256, first.key)
+    }
+
     /// A damaged frame member takes the members after it in its frame along (they decode
     /// from it): reads of them fail with an error, never wrong bytes; fsck reports each,
     /// even without reading chunks; the settler leaves the pack for fsck.

@@ -204,13 +204,29 @@ extension Store {
                 rawTotal += Int(header.rawSize)
                 cursor = payload.upperBound
             }
+            // When every record decoded is wanted, once and in order, and their targets lie
+            // back to back (a whole frame of a blob read in order: pulls, and the middle and
+            // last frames of a range read), zstd decodes straight into the targets instead
+            // of into scratch and a copy. Their headers are checked first: a wrong size must
+            // fail before zstd writes, not after.
+            let direct = members.count == wanted.count && members.indices.allSatisfy { k in
+                members[k].offset == wanted[k].location.offset
+                    && (k == 0 || wanted[k].target.baseAddress == wanted[k - 1].target.baseAddress.map { $0 + wanted[k - 1].target.count })
+            }
+            if direct {
+                for (member, w) in zip(members, wanted) {
+                    try Store.checkFramedMember(member.header, at: member.offset, in: pack, is: w.key, w.location)
+                }
+            }
             try scratchBuffers.withElement { second in
                 // 2. Their pieces back to back (zstd decodes one contiguous input faster
                 //    than the same bytes in parts), and one pass of zstd over them.
                 let piecesTotal = members.reduce(0) { $0 + $1.payload.count }
-                let area = try second.buffer(atLeast: piecesTotal + rawTotal)
+                let area = try second.buffer(atLeast: piecesTotal + (direct ? 0 : rawTotal))
                 let pieces = UnsafeMutableRawBufferPointer(rebasing: area[..<piecesTotal])
-                let raw = UnsafeMutableRawBufferPointer(rebasing: area[piecesTotal..<piecesTotal + rawTotal])
+                let raw = direct
+                    ? UnsafeMutableRawBufferPointer(start: first.target.baseAddress, count: rawTotal)
+                    : UnsafeMutableRawBufferPointer(rebasing: area[piecesTotal..<piecesTotal + rawTotal])
                 var at = 0
                 for member in members where !member.payload.isEmpty {
                     (pieces.baseAddress! + at).copyMemory(from: bytes.baseAddress! + member.payload.lowerBound, byteCount: member.payload.count)
@@ -232,17 +248,22 @@ extension Store {
                     }
                     let place = "pack \(PackFormat.fileName(for: pack)) offset \(member.offset)"
                     let first = wanted[ws[0]]
-                    guard member.header.key == first.key, member.header.storedSize == first.location.storedSize,
-                          member.header.rawSize == first.location.rawSize else {
-                        throw BlobStoreError(.corrupt, "\(place): record holds a different chunk (\(member.header.key))")
-                    }
+                    try Store.checkFramedMember(member.header, at: member.offset, in: pack, is: first.key, first.location)
                     if verify {
                         let actual = SHA256Hasher.hash(bytes)
                         guard actual == first.key else { throw BlobStoreError(.corrupt, "\(place): content hashes to \(actual), not to its key") }
                     }
-                    for w in ws { wanted[w].target.copyMemory(from: bytes) }
+                    if !direct { for w in ws { wanted[w].target.copyMemory(from: bytes) } }
                 }
             }
+        }
+    }
+
+    /// A framed record's header against what the index says is there.
+    private static func checkFramedMember(_ header: PackFormat.RecordHeader, at offset: UInt64, in pack: UInt64,
+                                          is key: Digest, _ location: ChunkLocation) throws {
+        guard header.key == key, header.storedSize == location.storedSize, header.rawSize == location.rawSize else {
+            throw BlobStoreError(.corrupt, "pack \(PackFormat.fileName(for: pack)) offset \(offset): record holds a different chunk (\(header.key))")
         }
     }
 }
