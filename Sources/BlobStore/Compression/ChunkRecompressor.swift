@@ -27,7 +27,7 @@ package final class ChunkRecompressor: @unchecked Sendable {
         self.parallel = parallel
         self.shouldStop = shouldStop
         let level = Int32(level)
-        compressors = ContextPool { ZstdFrameCompressor(level: level) }
+        compressors = ContextPool { ZstdFrameCompressor(level: level, frameBytes: frameSize) }
     }
 
     /// A record's stored form, as read from its pack (not framed).
