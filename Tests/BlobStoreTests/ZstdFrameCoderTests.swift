@@ -34,17 +34,3 @@ final class ZstdFrameCoderTests: XCTestCase {
         XCTAssertLessThan(compressor.memoryBytes, 24 << 20, "\(compressor.memoryBytes >> 20) MiB")
     }
 }
-
-private extension Array where Element == [UInt8] {
-    func withPointers<R>(_ body: ([UnsafeRawBufferPointer]) throws -> R) rethrows -> R {
-        var pointers: [UnsafeRawBufferPointer] = []
-        func step(_ i: Int) throws -> R {
-            if i == count { return try body(pointers) }
-            return try self[i].withUnsafeBytes { p in
-                pointers.append(p)
-                return try step(i + 1)
-            }
-        }
-        return try step(0)
-    }
-}

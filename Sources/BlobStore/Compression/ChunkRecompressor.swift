@@ -65,24 +65,11 @@ package final class ChunkRecompressor: @unchecked Sendable {
     /// The members as one frame, one piece each; nil when the frame does not save ~3% over
     /// the raw bytes (as at ingest), and they are better stored raw.
     package func frame(_ members: [[UInt8]]) -> [[UInt8]]? {
-        let pieces: [[UInt8]]? = withPointers(members) { pointers in compressors.withElement { $0.compress(pointers) } }
+        let pieces: [[UInt8]]? = members.withPointers { pointers in compressors.withElement { $0.compress(pointers) } }
         guard let pieces else { return nil }
         let raw = members.reduce(0) { $0 + $1.count }
         let stored = pieces.reduce(0) { $0 + $1.count }
         return ZstdCompressor.saves(stored, of: raw) ? pieces : nil
-    }
-
-    private func withPointers<R>(_ arrays: [[UInt8]], _ body: ([UnsafeRawBufferPointer]) -> R) -> R {
-        var pointers: [UnsafeRawBufferPointer] = []
-        pointers.reserveCapacity(arrays.count)
-        func step(_ i: Int) -> R {
-            if i == arrays.count { return body(pointers) }
-            return arrays[i].withUnsafeBytes { p in
-                pointers.append(p)
-                return step(i + 1)
-            }
-        }
-        return step(0)
     }
 }
 
