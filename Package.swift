@@ -37,10 +37,11 @@ let package = Package(
         .systemLibrary(name: "CFuse", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
         .systemLibrary(name: "CMalloc"),
         .systemLibrary(name: "CXattr"),
+        .systemLibrary(name: "CFileSync"),
         .target(
             name: "BlobStore",
             dependencies: [
-                "CZstd", "CLMDB", "CCrypto", "CZlib", "CXattr",
+                "CZstd", "CLMDB", "CCrypto", "CZlib", "CXattr", "CFileSync",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -100,6 +100,9 @@ public final class LocalPackBackend: PackBackend, @unchecked Sendable {
                 abandonTornTail(of: pack)
                 throw error
             }
+            // Written back while ingest goes on, so `sync` before the commit waits on the
+            // last few megabytes rather than on the whole blob (0.10 s of a 1.5 s put).
+            pack.handle.startWriteback(at: pack.size, count: batchBytes)
             pack.size += UInt64(batchBytes)
             current = pack
             if !unsynced.contains(where: { $0 === pack.handle }) { unsynced.append(pack.handle) }

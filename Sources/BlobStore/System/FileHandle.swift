@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CFileSync
 
 /// An owned file descriptor with the few syscalls the store needs, each retried on EINTR
 /// and turned into a `BlobStoreError` that names the path.
@@ -49,6 +50,13 @@ final class FileHandle: @unchecked Sendable {
             }
             done += n
         }
+    }
+
+    /// Asks the kernel to start writing a range to disk, without waiting: the `sync` that
+    /// makes it durable later finds most of it already written, instead of stalling on
+    /// all of it at once. Advisory, so a failure is ignored (the `sync` still reports one).
+    func startWriteback(at offset: UInt64, count: Int) {
+        _ = blobstore_start_writeback(fd, Int64(offset), Int64(count))
     }
 
     func sync() throws {
