@@ -4,12 +4,12 @@ import Foundation
 /// Streams one blob into the store.
 ///
 /// Bytes arrive through `append` in pieces of any size and go into a segment buffer. When a
-/// segment is full the caller's thread cuts it into chunks (content-defined) and hands the
-/// cut chunks to a background stage, then goes on filling the other segment buffer — two
-/// segments at most are in memory, whatever the blob's size. The background stage hashes
-/// the chunks on all cores, asks the index which of them are new, compresses only those (on
-/// all cores again) and appends them to this process's pack. The blob's own SHA-256 is
-/// computed on the caller's thread as bytes arrive.
+/// segment is full the caller's thread cuts it into chunks (content-defined), adds the cut
+/// bytes to the blob's own SHA-256 and hands the chunks to jobs on all cores (see
+/// `IngestSegment`: hash, look up, compress the new ones), then goes on filling the other
+/// segment buffer — two segments at most are in memory, whatever the blob's size. A serial
+/// stage appends each segment's new chunks to this process's pack once its jobs are done,
+/// in blob order.
 ///
 /// `commit` makes the pack bytes durable and then, in one index transaction, adds the new
 /// chunks, counts the reused ones and writes the blob record (DESIGN invariant 2). Until
@@ -28,7 +28,7 @@ public final class IngestSession: @unchecked Sendable {
     /// Called on the appending thread with the byte count so far.
     public var progress: ((UInt64) -> Void)?
 
-    /// The blob digest over every byte cut into chunks so far (owned by the stage).
+    /// The blob digest over every byte cut into chunks so far (the appending thread's).
     private var hasher = SHA256Hasher()
     private let segmentCapacity: Int
     private var segments: [UnsafeMutableRawBufferPointer]
@@ -47,8 +47,18 @@ public final class IngestSession: @unchecked Sendable {
         get { failureLock.lock(); defer { failureLock.unlock() }; return failure }
         set { failureLock.lock(); failure = newValue; failureLock.unlock() }
     }
+    /// Appends segments in order, each once its jobs are done.
     private let stage = DispatchQueue(label: "blobstore.ingest")
+    /// Every segment not appended yet.
     private let stageGroup = DispatchGroup()
+    /// Per segment buffer: its segment is not appended yet, so the buffer is in use.
+    private let inFlight = [DispatchGroup(), DispatchGroup()]
+    /// Per segment buffer: room for its chunks' compressed bytes, kept for the session
+    /// (allocating megabytes per segment from several threads inflates glibc's heaps).
+    private var arenas: [UnsafeMutableRawBufferPointer?] = [nil, nil]
+    /// Keys this session has claimed (see `ChunkClaims`); a resumed one starts with those
+    /// it wrote.
+    private var claims = ChunkClaims([])
 
     init(store: Store, reference: String?, lease: Lease) {
         self.store = store
@@ -63,18 +73,15 @@ public final class IngestSession: @unchecked Sendable {
         stageGroup.wait()
         store.packs.endWriting(writer)
         for s in segments { s.deallocate() }
-        arena?.deallocate()
+        for a in arenas { a?.deallocate() }
     }
 
-    /// The stage's output buffer for compressed chunks, kept for the session: allocating
-    /// and freeing megabytes per segment from several threads inflates glibc's heaps.
-    private var arena: UnsafeMutableRawBufferPointer?
-
-    private func compressionArena(atLeast size: Int) -> UnsafeMutableRawBufferPointer {
-        if let arena, arena.count >= size { return arena }
-        arena?.deallocate()
+    /// Buffer `index`'s arena, at least `size` bytes; only while the buffer is not in flight.
+    private func compressionArena(_ index: Int, atLeast size: Int) -> UnsafeMutableRawBufferPointer {
+        if let arena = arenas[index], arena.count >= size { return arena }
+        arenas[index]?.deallocate()
         let fresh = UnsafeMutableRawBufferPointer.allocate(byteCount: max(size, ZstdCompressor.bound(segmentCapacity)), alignment: 64)
-        arena = fresh
+        arenas[index] = fresh
         return fresh
     }
 
@@ -121,7 +128,7 @@ public final class IngestSession: @unchecked Sendable {
         }
     }
 
-    /// Cuts the active segment, hands its chunks to the background stage, and carries the
+    /// Cuts the active segment, hands its chunks to the jobs and the stage, and carries the
     /// uncut tail over to the other segment buffer.
     private func flushSegment(isFinal: Bool) throws {
         let segment = segments[active]
@@ -133,27 +140,51 @@ public final class IngestSession: @unchecked Sendable {
             start += length
             ends.append(start)
         }
-        // The previous segment's stage must be done before its buffer is reused.
-        stageGroup.wait()
-        try throwStageError()
+        if !ends.isEmpty {
+            // Segments are cut in order, so the blob digest sees the bytes in order.
+            hasher.update(UnsafeRawBufferPointer(start: segment.baseAddress!, count: start))
+            submit(buffer: active, ends: ends)
+        }
+        // The other buffer is reused once its segment is appended; until then this
+        // segment's jobs already run beside that segment's last ones.
         let next = 1 - active
+        inFlight[next].wait()
+        try throwStageError()
         let tail = filled - start
         if tail > 0 {
             segments[next].baseAddress!.copyMemory(from: segment.baseAddress! + start, byteCount: tail)
         }
-        if !ends.isEmpty {
-            let cuts = ends
-            let view = SendableBuffer(buffer: UnsafeRawBufferPointer(segment))
-            stage.async(group: stageGroup) { [self] in
+        active = next
+        filled = tail
+    }
+
+    /// Starts the jobs of the segment in `buffer`, and queues its append behind them.
+    private func submit(buffer: Int, ends: [Int]) {
+        let arena = compressionArena(buffer, atLeast: IngestSegment.arenaSize(ends: ends))
+        let work = IngestSegment(base: UnsafeRawPointer(segments[buffer].baseAddress!), ends: ends, arena: arena.baseAddress!)
+        inFlight[buffer].enter()
+        stageGroup.enter()
+        for job in work.jobRanges {
+            DispatchQueue.global().async(group: work.jobs) { [self] in
                 do {
-                    try storeChunks(in: view.buffer, ends: cuts)
+                    try work.process(job, store: store, claims: claims)
                 } catch {
                     stageError = error as? BlobStoreError ?? BlobStoreError(.io, "\(error)")
                 }
             }
         }
-        active = next
-        filled = tail
+        stage.async { [self] in
+            work.jobs.wait()
+            if stageError == nil {
+                do {
+                    try append(work)
+                } catch {
+                    stageError = error as? BlobStoreError ?? BlobStoreError(.io, "\(error)")
+                }
+            }
+            inFlight[buffer].leave()
+            stageGroup.leave()
+        }
     }
 
     private func throwStageError() throws {
@@ -168,90 +199,21 @@ public final class IngestSession: @unchecked Sendable {
 
     // MARK: - The background stage
 
-    private func storeChunks(in segment: UnsafeRawBufferPointer, ends: [Int]) throws {
-        let count = ends.count
-        let base = segment.baseAddress!
-        func range(_ i: Int) -> (start: Int, length: Int) {
-            let s = i == 0 ? 0 : ends[i - 1]
-            return (s, ends[i] - s)
-        }
-        // 1. Chunk keys, on all cores, and beside them the blob's own digest over the same
-        //    bytes (iteration 0, the longest, so it starts first). Segments reach this stage
-        //    in order, so the blob digest sees the bytes in order.
-        var keys = [Digest](repeating: Digest(w0: 0, w1: 0, w2: 0, w3: 0), count: count)
-        var blobHasher = hasher
-        keys.withUnsafeMutableBufferPointer { out in
-            let outBase = out.baseAddress!
-            parallelFor(count + 1) { job in
-                if job == 0 {
-                    blobHasher.update(UnsafeRawBufferPointer(start: base, count: ends[count - 1]))
-                    return
-                }
-                let i = job - 1
-                let r = range(i)
-                outBase[i] = SHA256Hasher.hash(UnsafeRawBufferPointer(start: base + r.start, count: r.length))
-            }
-        }
-        hasher = blobHasher
-        // 2. Which are new: not in the index with a count, not written by this session, and
-        //    not an earlier chunk of this same segment. A chunk whose count is zero is
-        //    treated as new: GC may remove it at any moment (see `Lease`).
-        var newIndices: [Int] = []
-        try store.index.read { txn in
-            var seen = Set<Digest>()
-            for i in 0..<count {
-                let key = keys[i]
-                if written[key] != nil || seen.contains(key) { continue }
-                let known = try key.key.withUnsafeBytes { (k) throws -> Bool in
-                    guard let raw = try txn.get("chunks", k) else { return false }
-                    return try ChunkRecord(decoding: raw).references > 0
-                }
-                if !known {
-                    seen.insert(key)
-                    newIndices.append(i)
-                }
-            }
-        }
-        // 3. Compress the new chunks, on all cores, each into its own slot of one arena.
-        if !newIndices.isEmpty {
-            var slotOffsets: [Int] = []
-            var arenaSize = 0
-            for i in newIndices {
-                slotOffsets.append(arenaSize)
-                arenaSize += ZstdCompressor.bound(range(i).length)
-            }
-            let arena = compressionArena(atLeast: arenaSize)
-            let level = store.config.compressionLevel
-            var records = [PendingRecord](repeating: PendingRecord(key: keys[0], flags: [], rawSize: 0, payload: UnsafeRawBufferPointer(start: nil, count: 0), checksum: 0), count: newIndices.count)
-            records.withUnsafeMutableBufferPointer { out in
-                let outBase = out.baseAddress!
-                let compressors = store.compressors
-                parallelFor(newIndices.count) { j in
-                    let i = newIndices[j]
-                    let r = range(i)
-                    let raw = UnsafeRawBufferPointer(start: base + r.start, count: r.length)
-                    var payload = raw
-                    var flags: ChunkFlags = []
-                    if level != 0 && r.length > 0 {
-                        let slot = UnsafeMutableRawBufferPointer(start: arena.baseAddress! + slotOffsets[j], count: ZstdCompressor.bound(r.length))
-                        if let n = compressors.withElement({ $0.compress(raw, into: slot) }), ZstdCompressor.saves(n, of: r.length) {
-                            payload = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(slot)[..<n])
-                            flags = .zstd
-                        }
-                    }
-                    outBase[j] = PendingRecord(key: keys[i], flags: flags, rawSize: UInt32(r.length), payload: payload, checksum: CRC32C.checksum(payload))
-                }
-            }
-            // 4. Append, in blob order, to this process's pack.
+    /// Appends a segment's new chunks, in blob order, to this process's pack and adds its
+    /// chunks to the recipe.
+    private func append(_ work: IngestSegment) throws {
+        var records: [PendingRecord] = []
+        for case let record? in work.records { records.append(record) }
+        if !records.isEmpty {
             let locations = try store.packs.append(records, for: writer)
             for (record, location) in zip(records, locations) {
                 written[record.key] = location
             }
         }
         let offset = recipeEnds.last ?? 0
-        for i in 0..<count {
-            recipe.append(keys[i])
-            recipeEnds.append(offset + UInt64(ends[i]))
+        for (key, end) in zip(work.keys, work.ends) {
+            recipe.append(key)
+            recipeEnds.append(offset + UInt64(end))
         }
     }
 
@@ -487,6 +449,7 @@ public final class IngestSession: @unchecked Sendable {
             let key = try r.digest()
             written[key] = try ChunkLocation(reading: &r)
         }
+        claims = ChunkClaims(written.keys)
         let tail = try r.raw(Int(try r.u32()))
         guard tail.count <= segmentCapacity else { throw BlobStoreError(.corrupt, "ingest state of \(reference) has an oversized tail") }
         if !tail.isEmpty {
