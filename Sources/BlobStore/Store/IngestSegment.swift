@@ -23,6 +23,11 @@ final class IngestSegment: @unchecked Sendable {
     private let arena: UnsafeMutableRawPointer
     private let slotOffsets: [Int]
 
+    /// The threads that run the jobs, one per core, shared by every ingest of the process.
+    /// Not Dispatch's pool: an ingest may run inside `concurrentPerform` or on a global
+    /// queue worker, and would then block the very threads its jobs wait for.
+    static let workers = BlockingPool(threads: max(1, ProcessInfo.processInfo.activeProcessorCount))
+
     /// A job covers consecutive chunks up to about this many bytes: enough work to make a
     /// read transaction and a dispatch worth it, small enough to spread over the cores.
     static let jobBytes = 1 << 20

@@ -165,12 +165,14 @@ public final class IngestSession: @unchecked Sendable {
         inFlight[buffer].enter()
         stageGroup.enter()
         for job in work.jobRanges {
-            DispatchQueue.global().async(group: work.jobs) { [self] in
+            work.jobs.enter()
+            IngestSegment.workers.submit { [self] in
                 do {
                     try work.process(job, store: store, claims: claims)
                 } catch {
                     stageError = error as? BlobStoreError ?? BlobStoreError(.io, "\(error)")
                 }
+                work.jobs.leave()
             }
         }
         stage.async { [self] in
