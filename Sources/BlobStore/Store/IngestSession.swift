@@ -4,12 +4,12 @@ import Foundation
 /// Streams one blob into the store.
 ///
 /// Bytes arrive through `append` in pieces of any size and go into a segment buffer. When a
-/// segment is full the caller's thread cuts it into chunks (content-defined), adds the cut
-/// bytes to the blob's own SHA-256 and hands the chunks to jobs on all cores (see
-/// `IngestSegment`: hash, look up, compress the new ones), then goes on filling the other
-/// segment buffer — two segments at most are in memory, whatever the blob's size. A serial
-/// stage appends each segment's new chunks to this process's pack once its jobs are done,
-/// in blob order.
+/// segment is full the caller's thread cuts it into chunks (content-defined), hands them to
+/// jobs on all cores (see `IngestSegment`: hash, look up, compress the new ones) and the cut
+/// bytes to a serial queue that updates the blob's own SHA-256, then goes on filling the
+/// other segment buffer — two segments at most are in memory, whatever the blob's size. A
+/// serial stage appends each segment's new chunks to this process's pack once its jobs are
+/// done, in blob order.
 ///
 /// `commit` makes the pack bytes durable and then, in one index transaction, adds the new
 /// chunks, counts the reused ones and writes the blob record (DESIGN invariant 2). Until
@@ -28,8 +28,10 @@ public final class IngestSession: @unchecked Sendable {
     /// Called on the appending thread with the byte count so far.
     public var progress: ((UInt64) -> Void)?
 
-    /// The blob digest over every byte cut into chunks so far (the appending thread's).
+    /// The blob digest over every byte cut into chunks so far (updated on `digesting`; read
+    /// by others only after `drain`).
     private var hasher = SHA256Hasher()
+    private let digesting = DispatchQueue(label: "blobstore.ingest.digest")
     private let segmentCapacity: Int
     private var segments: [UnsafeMutableRawBufferPointer]
     private var active = 0
@@ -140,11 +142,7 @@ public final class IngestSession: @unchecked Sendable {
             start += length
             ends.append(start)
         }
-        if !ends.isEmpty {
-            // Segments are cut in order, so the blob digest sees the bytes in order.
-            hasher.update(UnsafeRawBufferPointer(start: segment.baseAddress!, count: start))
-            submit(buffer: active, ends: ends)
-        }
+        if !ends.isEmpty { submit(buffer: active, ends: ends) }
         // The other buffer is reused once its segment is appended; until then this
         // segment's jobs already run beside that segment's last ones.
         let next = 1 - active
@@ -164,6 +162,10 @@ public final class IngestSession: @unchecked Sendable {
         let work = IngestSegment(base: UnsafeRawPointer(segments[buffer].baseAddress!), ends: ends, arena: arena.baseAddress!)
         inFlight[buffer].enter()
         stageGroup.enter()
+        // Segments are submitted in order and `digesting` is serial, so the blob digest sees
+        // the bytes in order; it runs beside the jobs rather than on the cutting thread.
+        let cut = SendableBuffer(buffer: UnsafeRawBufferPointer(start: segments[buffer].baseAddress!, count: ends[ends.count - 1]))
+        digesting.async(group: work.jobs) { [self] in hasher.update(cut.buffer) }
         for job in work.jobRanges {
             work.jobs.enter()
             IngestSegment.workers.submit { [self] in
