@@ -124,32 +124,39 @@ extension Registry {
         }
     }
 
-    /// Feeds a request body to an ingest in pieces of up to 1 MiB (one hop to the blocking
+    /// Feeds a request body to an ingest in pieces of about 1 MiB (one hop to the blocking
     /// pool per piece, not per network read); the network keeps reading the next piece
-    /// while the previous one is appended.
+    /// while the previous one is appended. A piece is the network's own buffers, not a copy
+    /// of them: the session copies each once, into its segment.
     private func receive(_ body: RequestBody, into session: IngestSession, abortOnError: Bool) async throws {
         let limit = configuration.maxBlobBytes
         let pieceSize = 1 << 20
-        // Grown as bytes arrive, not reserved: a one-byte PATCH costs no 4 MiB buffer.
-        var pending = ByteBuffer()
+        var pending: [ByteBuffer] = []
+        var pendingBytes = 0
         var appending: Task<Void, Error>?
-        func hand(_ piece: ByteBuffer) async throws {
+        func hand(_ piece: [ByteBuffer], bytes: Int) async throws {
             try await appending?.value
-            if limit > 0 && session.size + UInt64(piece.readableBytes) > limit {
+            if limit > 0 && session.size + UInt64(bytes) > limit {
                 throw RegistryError(.sizeInvalid, "blob exceeds the limit of \(limit) bytes", status: .contentTooLarge)
             }
-            appending = Task { try await Blocking.run { try piece.withUnsafeReadableBytes { try session.append($0) } } }
+            appending = Task {
+                try await Blocking.run {
+                    for buffer in piece { try buffer.withUnsafeReadableBytes { try session.append($0) } }
+                }
+            }
         }
         do {
             for try await buffer in body {
-                pending.writeImmutableBuffer(buffer)
                 bytesIn.increment(by: Int64(buffer.readableBytes))
-                if pending.readableBytes >= pieceSize {
-                    try await hand(pending)
-                    pending = ByteBuffer()
+                pending.append(buffer)
+                pendingBytes += buffer.readableBytes
+                if pendingBytes >= pieceSize {
+                    try await hand(pending, bytes: pendingBytes)
+                    pending = []
+                    pendingBytes = 0
                 }
             }
-            if pending.readableBytes > 0 { try await hand(pending) }
+            if pendingBytes > 0 { try await hand(pending, bytes: pendingBytes) }
             try await appending?.value
         } catch {
             _ = try? await appending?.value // never abort under an append still running

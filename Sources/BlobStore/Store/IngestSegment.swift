@@ -32,11 +32,11 @@ final class IngestSegment: @unchecked Sendable {
     /// read transaction and a dispatch worth it, small enough to spread over the cores.
     static let jobBytes = 1 << 20
 
-    /// `arena` must hold `arenaSize(ends:)` bytes.
-    init(base: UnsafeRawPointer, ends: [Int], arena: UnsafeMutableRawPointer) {
+    /// `arenaOfSize` hands out the room for every chunk's compressed bytes, each in its own
+    /// slot, given how many bytes that takes.
+    init(base: UnsafeRawPointer, ends: [Int], arenaOfSize: (Int) -> UnsafeMutableRawPointer) {
         self.base = base
         self.ends = ends
-        self.arena = arena
         keys = .allocate(capacity: ends.count)
         keys.initialize(repeating: Digest(w0: 0, w1: 0, w2: 0, w3: 0))
         records = .allocate(capacity: ends.count)
@@ -49,16 +49,12 @@ final class IngestSegment: @unchecked Sendable {
             offset += ZstdCompressor.bound(Self.range(i, ends).length)
         }
         slotOffsets = offsets
+        arena = arenaOfSize(offset)
     }
 
     deinit {
         keys.deallocate()
         records.deallocate()
-    }
-
-    /// Room for every chunk's compressed bytes, each in its own slot.
-    static func arenaSize(ends: [Int]) -> Int {
-        (0..<ends.count).reduce(0) { $0 + ZstdCompressor.bound(range($1, ends).length) }
     }
 
     private static func range(_ i: Int, _ ends: [Int]) -> (start: Int, length: Int) {

@@ -158,8 +158,9 @@ public final class IngestSession: @unchecked Sendable {
 
     /// Starts the jobs of the segment in `buffer`, and queues its append behind them.
     private func submit(buffer: Int, ends: [Int]) {
-        let arena = compressionArena(buffer, atLeast: IngestSegment.arenaSize(ends: ends))
-        let work = IngestSegment(base: UnsafeRawPointer(segments[buffer].baseAddress!), ends: ends, arena: arena.baseAddress!)
+        let work = IngestSegment(base: UnsafeRawPointer(segments[buffer].baseAddress!), ends: ends) {
+            compressionArena(buffer, atLeast: $0).baseAddress!
+        }
         inFlight[buffer].enter()
         stageGroup.enter()
         // Segments are submitted in order and `digesting` is serial, so the blob digest sees
